@@ -1,0 +1,1 @@
+"""mtarep ackservice: issue detail, acknowledgements and the per-host JSON API."""
