@@ -1,0 +1,47 @@
+"""Structured logging: an event name followed by ``key=value`` fields.
+
+``event(log, "cycle.done", source="dns", duration_seconds=1.25)`` writes
+``cycle.done source=dns duration_seconds=1.25``. Values that are not plain
+words are JSON-quoted, so text a remote party wrote (an SMTP reply, a TXT
+record) can never forge a field or a line of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def field(value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if _PLAIN.match(text) else json.dumps(text, ensure_ascii=True)
+
+
+def event(log: logging.Logger, name: str, level: int = logging.INFO, **fields: object) -> None:
+    if log.isEnabledFor(level):
+        parts = [name, *(f"{key}={field(value)}" for key, value in fields.items())]
+        log.log(level, " ".join(parts))
+
+
+def configure_logging(level: str = "INFO", error_log: Path | None = None) -> None:
+    """Log to stderr; with the old ``error_log`` key, warnings and errors go there too."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(stderr)
+    if error_log is not None:
+        error_log.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(error_log, encoding="utf-8")
+        to_file.setLevel(logging.WARNING)
+        to_file.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(to_file)
