@@ -55,6 +55,7 @@ from exporter.config_types import (
     check_redis_url,
 )
 from exporter.config_yaml import PathKey, YamlDocument, YamlSyntaxError, load_yaml
+from exporter.logs import redact_url
 
 DEFAULT_CONFIG_PATH = "mtarep.yml"
 ENV_CONFIG = "MTAREP_CONFIG"
@@ -425,11 +426,6 @@ class LoadedConfig:
         if self.redis_url is None:
             return f"embedded Redis under {self.config.data_dir}"
         return redact_url(self.redis_url)
-
-
-def redact_url(url: str) -> str:
-    """``redis://user:secret@host`` -> ``redis://user:***@host``."""
-    return re.sub(r"^([a-z+]+://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _located(path: str, message: str) -> PydanticCustomError:

@@ -1,0 +1,81 @@
+"""Structured log lines: remote text can never forge a field or a line; secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from exporter.logs import configure_logging, event, field, redact_url
+
+
+def test_plain_values_stay_plain() -> None:
+    assert field("zen.spamhaus.org") == "zen.spamhaus.org"
+    assert field(1.25) == "1.25"
+    assert field(True) == "true"
+    assert field("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("hostile", "rendered"),
+    [
+        ("550 blocked\nfake.event user=root", '"550 blocked\\nfake.event user=root"'),
+        ('say "hi" key=value', '"say \\"hi\\" key=value"'),
+        ("", '""'),
+        ("<script>alert(1)</script>", '"<script>alert(1)</script>"'),
+        ("caf\u00e9 \u202e", '"caf\\u00e9 \\u202e"'),
+        ("\x1b[31mred", '"\\u001b[31mred"'),
+    ],
+)
+def test_remote_text_is_quoted_on_one_line(hostile: str, rendered: str) -> None:
+    assert field(hostile) == rendered
+    assert "\n" not in field(hostile)
+
+
+def test_event_line(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("mtarep.test")
+    with caplog.at_level(logging.INFO):
+        event(log, "rbl.listed", zone="bl.spamcop.net", reason="Blocked - see\r\nhttp://x")
+    assert caplog.messages == [
+        'rbl.listed zone=bl.spamcop.net reason="Blocked - see\\r\\nhttp://x"'
+    ]
+
+
+def test_error_log_gets_warnings_only(tmp_path: Path) -> None:
+    error_log = tmp_path / "logs" / "mtarep_errors.log"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        configure_logging("DEBUG", error_log)
+        log = logging.getLogger("mtarep.test")
+        event(log, "cycle.done", duration_seconds=1.5)
+        event(log, "source.failed", logging.WARNING, source="snds", error="HTTP 500")
+        for handler in root.handlers:
+            handler.flush()
+        text = error_log.read_text()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(saved[0])
+        for handler in saved[1]:
+            root.addHandler(handler)
+    assert 'source.failed source=snds error="HTTP 500"' in text
+    assert "cycle.done" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://user:s3cret@cache.example:6380/2", "rediss://user:***@cache.example:6380/2"),
+        ("redis://:s3c:r@et@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("unix:///run/redis.sock?db=1&password=s3cret", "unix:///run/redis.sock?db=1&password=***"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://user@cache:6379/0", "redis://user@cache:6379/0"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+    assert "s3c" not in redact_url(url)
