@@ -1,0 +1,109 @@
+"""What both processes share to run: ``/healthz`` from the store, and a service's life.
+
+``run_service`` sets up logging, opens the store, serves an app with uvicorn
+until SIGINT/SIGTERM and closes the store again; the exporter and the
+ackservice differ only in the app they serve and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp
+
+from exporter.config import LoadedConfig
+from exporter.config_types import ListenAddress
+from exporter.logs import configure_logging, event
+from exporter.redis_connection import open_redis
+from exporter.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+async def store_health(store: Store) -> tuple[bool, dict[str, Any]]:
+    """Whether the store answers, with the reason when it does not."""
+    try:
+        await store.ping()
+    except StoreError as error:
+        return False, {"ok": False, "target": store.description, "error": str(error)}
+    return True, {"ok": True, "target": store.description}
+
+
+def healthz_endpoint(store: Store) -> Callable[[Request], Any]:
+    async def healthz(request: Request) -> JSONResponse:
+        ok, detail = await store_health(store)
+        body = {"status": "ok" if ok else "unavailable", "store": detail}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return healthz
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal capture: ``run_service`` owns SIGINT/SIGTERM.
+
+    uvicorn re-raises a captured signal after shutting down, so the process would
+    die of SIGTERM (or print a KeyboardInterrupt traceback) instead of exiting 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_service(
+    loaded: LoadedConfig,
+    name: str,
+    listen: ListenAddress,
+    make_app: Callable[[Store], ASGIApp],
+    log_level: str = "INFO",
+) -> int:
+    """Run one process until it is told to stop; the exit status for ``main``."""
+    config = loaded.config
+    try:
+        configure_logging(log_level, config.error_log)
+    except OSError as error:
+        event(log, "error_log.unusable", logging.ERROR, path=config.error_log, error=error)
+        return 1
+    for warning in loaded.warnings:
+        event(log, "config.warning", logging.WARNING, problem=str(warning))
+    try:
+        connection = await open_redis(loaded.redis_url, config.data_dir, log=log)
+    except StoreError as error:
+        event(log, "store.unusable", logging.ERROR, error=str(error))
+        return 1
+    loop = asyncio.get_running_loop()
+    try:
+        store = Store(connection.client, description=connection.description)
+        server = _Server(
+            uvicorn.Config(
+                make_app(store),
+                host=listen.host,
+                port=listen.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            # uvicorn's own handler: graceful stop, a second signal forces it.
+            loop.add_signal_handler(stop_signal, server.handle_exit, stop_signal, None)
+        event(log, f"{name}.starting", url=f"http://{listen}/")
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way of saying it could not start (it logged why)
+            event(log, f"{name}.cannot_listen", logging.ERROR, listen=listen)
+            return 1
+    finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(stop_signal)
+        await connection.close()
+    event(log, f"{name}.stopped")
+    return 0

@@ -1,0 +1,80 @@
+"""``mtarep-exporter --check-config``: exit status, problems on stderr, a summary on stdout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+
+REPO = Path(__file__).parent.parent.parent
+INVALID = REPO / "tests" / "configs" / "invalid"
+EXPORTER = Path(sys.executable).parent / "mtarep-exporter"
+
+
+def test_example_config_checks_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--check-config", "--config", str(REPO / "mtarep.yml.example")]) == 0
+    out = capsys.readouterr().out
+    assert "configuration OK" in out
+    assert "hosts:     3 (mta1.example.com, mta2.example.com, mta3.example.com)" in out
+    assert "dns (rbl, senderscore, fcrdns, helo)" in out
+    assert "reputation (brightmail)" in out
+
+
+def test_broken_config_exits_1_naming_every_key(capsys: pytest.CaptureFixture[str]) -> None:
+    path = INVALID / "many_problems.yml"
+    assert main(["--check-config", "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{path}: 6 problem(s) in the configuration:" in captured.err
+    for key in ("mta_map.mta1.fqdn", "mta_map.mta1.ssh_port", "rbls[0].zone", "interval"):
+        assert f": {key}: " in captured.err
+    assert f"error: {path}:6: dns.timout: unknown key (did you mean timeout?)" in captured.err
+
+
+def test_config_path_from_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "elsewhere.yml"
+    config.write_text("mta_map: [mx.example.org]\n")
+    monkeypatch.setenv("MTAREP_CONFIG", str(config))
+    assert main(["--check-config"]) == 0
+    assert "mx.example.org" in capsys.readouterr().out
+
+
+def test_secret_from_env_never_printed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "mtarep.yml"
+    config.write_text("mta_map: [mx.example.org]\nredis_url: redis://:topsecret@db:6379/0\n")
+    monkeypatch.setenv("MTAREP_SNDS_KEY", "env-snds-secret")
+    assert main(["--check-config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "snds," in out or "snds\n" in out
+    assert "env-snds-secret" not in out
+    assert "topsecret" not in out
+    assert "redis://:***@db:6379/0" in out
+
+
+@pytest.mark.parametrize(
+    ("config", "status"),
+    [(REPO / "mtarep.yml.example", 0), (INVALID / "bad_zone.yml", 1)],
+)
+def test_console_script(config: Path, status: int) -> None:
+    """The installed console script, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MTAREP_")}
+    result = subprocess.run(
+        [str(EXPORTER), "--check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == status, result.stderr
+    if status:
+        assert "rbls[2].zone: expected a DNS name" in result.stderr
