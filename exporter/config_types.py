@@ -45,25 +45,24 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
 def parse_duration(value: object) -> float:
     """``15m``, ``2h``, ``1h30m``, ``500ms``, ``30s``, ``1d`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise _fail(
-            "duration", "expected a duration like 30s, 15m or 2h, got {got}", got=_shown(value)
-        )
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower().replace(" ", "")
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise _fail(
-                "duration",
-                "expected a duration like 30s, 15m or 2h, got {got}",
-                got=_shown(value),
-            )
-        seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-    else:
+    seconds = _seconds(value)
+    if seconds is None:
         raise _fail(
             "duration", "expected a duration like 30s, 15m or 2h, got {got}", got=_shown(value)
         )
