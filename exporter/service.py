@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from exporter import __version__
 from exporter.store import Store
@@ -22,9 +24,11 @@ def build_registry() -> CollectorRegistry:
 
 
 def build_app(store: Store) -> Starlette:
+    registry = build_registry()
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
-        routes=[
-            Route("/healthz", healthz_endpoint(store)),
-            Mount("/metrics", app=make_asgi_app(build_registry())),
-        ]
+        routes=[Route("/healthz", healthz_endpoint(store)), Route("/metrics", metrics)]
     )

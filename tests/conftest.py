@@ -70,13 +70,30 @@ def _describe(proc: psutil.Process) -> str:
         return f"pid {proc.pid} (gone)"
 
 
+def _working_in(directory: Path) -> list[psutil.Process]:
+    """Processes whose working directory is inside ``directory``.
+
+    Daemons (the embedded redis-server) are not our children once they detach, but
+    they work in the test's temp dir.
+    """
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.cwd().startswith(str(directory)):
+                found.append(proc)
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
+def _no_leftover_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Fail the session loudly when a process the tests started is still running."""
     me = psutil.Process()
     before = {proc.pid for proc in me.children(recursive=True)}
     yield
     candidates = [proc for proc in me.children(recursive=True) if proc.pid not in before]
+    known = {proc.pid for proc in candidates}
+    basetemp = tmp_path_factory.getbasetemp()
+    candidates += [proc for proc in _working_in(basetemp) if proc.pid not in known]
     # Short grace: e.g. sshd's per-connection child exits just after the client closes.
     _gone, alive = psutil.wait_procs(candidates, timeout=LEFTOVER_GRACE)
     if not alive:

@@ -45,7 +45,7 @@ def processes(tmp_path: Path) -> Iterator[list[MtarepProcess]]:
     started: list[MtarepProcess] = []
     yield started
     for process in started:
-        process.stop(sig=signal.SIGKILL)
+        process.stop()  # SIGTERM: the last one out stops the embedded Redis
 
 
 def start(processes: list[MtarepProcess], command: str, config: Path, port: int) -> MtarepProcess:
@@ -69,6 +69,8 @@ def test_exporter_reports_redis_going_away_and_coming_back(
     }
     metrics = exporter.get("/metrics")
     assert metrics.status_code == 200
+    assert not metrics.history  # served at /metrics itself, no redirect
+    assert metrics.headers["content-type"].startswith("text/plain; version=")
     assert f'mtarep_build_info{{version="{__version__}"}} 1.0' in metrics.text
 
     redis_server.kill()
