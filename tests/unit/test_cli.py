@@ -36,6 +36,20 @@ def test_broken_config_exits_1_naming_every_key(capsys: pytest.CaptureFixture[st
     assert f"error: {path}:6: dns.timout: unknown key (did you mean timeout?)" in captured.err
 
 
+@pytest.mark.parametrize("fixture", sorted(INVALID.glob("*.yml")), ids=lambda path: str(path.stem))
+def test_every_broken_fixture_exits_1_naming_its_keys(
+    fixture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--check-config", "--config", str(fixture)]) == 1
+    err = capsys.readouterr().err
+    for expected in fixture.read_text().splitlines():
+        if expected.startswith("# expect: "):
+            line, path, message = expected.removeprefix("# expect: ").split(": ", 2)
+            where = f"{fixture}:{line}" if line != "-" else str(fixture)
+            named = f"{path}: " if path else ""
+            assert f"error: {where}: {named}{message}\n" in err
+
+
 def test_config_path_from_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
