@@ -14,15 +14,15 @@ or raises ``ConfigError`` holding every problem found.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import getpass
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -33,7 +33,6 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -47,12 +46,15 @@ from exporter.config_types import (
     LocalPath,
     Name,
     Port,
-    PositiveInt,
     RedisUrl,
     Regex,
+    RemotePath,
     Seconds,
     Url,
+    UserName,
     check_redis_url,
+    duration_between,
+    parse_listen,
 )
 from exporter.config_yaml import PathKey, YamlDocument, YamlSyntaxError, load_yaml
 from exporter.logs import redact_url
@@ -123,8 +125,8 @@ class HostSpec(_Model):
     fqdn: DnsName
     ssh_host: Hostname | None = None
     ssh_port: Port = 22
-    ssh_user: str | None = None
-    maillog_path: str | None = None
+    ssh_user: UserName | None = None
+    maillog_path: RemotePath | None = None
     ips: list[IpAddress] | None = Field(default=None, min_length=1)
 
 
@@ -149,7 +151,8 @@ HostEntry = Annotated[
 ]
 
 MtaMap = Annotated[
-    Annotated[list[DnsName], Tag("<list>")] | Annotated[dict[str, HostEntry], Tag("<mapping>")],
+    Annotated[list[DnsName], Field(min_length=1), Tag("<list>")]
+    | Annotated[dict[Hostname, HostEntry], Field(min_length=1), Tag("<mapping>")],
     Discriminator(
         _by_type(**{"<list>": list, "<mapping>": dict}),
         custom_error_type="mta_map",
@@ -194,21 +197,21 @@ RblEntry = Annotated[
 class DnsSettings(_Model):
     nameservers: list[IpAddress] | None = Field(default=None, min_length=1)
     port: Port = 53
-    timeout: Seconds = 2.0
-    attempts: PositiveInt = 2
-    concurrency: PositiveInt = 200
+    timeout: Annotated[Seconds, duration_between(0.05, 60)] = 2.0
+    attempts: Annotated[int, Field(ge=1, le=10)] = 2
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] = 200
 
 
 class HeloCheck(_Model):
     enabled: bool = True
     port: Port = 25
-    timeout: Seconds = 5.0
+    timeout: Annotated[Seconds, duration_between(0.05, 300)] = 5.0
 
 
 class SndsSettings(_Model):
     key: SecretStr | None = None
     url: Url = "https://sendersupport.olc.protection.outlook.com/snds"
-    refresh: Seconds = 3600.0
+    refresh: Annotated[Seconds, duration_between(60)] = 3600.0
 
 
 Rating = Literal["good", "neutral", "bad"]
@@ -246,7 +249,8 @@ class MailflowSettings(_Model):
 
 class MaillogSettings(_Model):
     source: Literal["ssh", "local"] = "ssh"
-    known_hosts: LocalPath = Field(default="~/.ssh/known_hosts", validate_default=True)
+    known_hosts: LocalPath | None = None
+    """None: ``~/.ssh/known_hosts`` of the user running mtarep, found when SSH is used."""
     initial_window: Bytes = 50_000_000
 
 
@@ -257,7 +261,7 @@ class AckserviceSettings(_Model):
 
 class ShardSettings(_Model):
     index: Annotated[int, Field(ge=0)] = 0
-    count: PositiveInt = 1
+    count: Annotated[int, Field(ge=1, le=1000)] = 1
 
 
 class Config(_Model):
@@ -267,9 +271,9 @@ class Config(_Model):
     error_log: LocalPath | None = None
     redis_server: Hostname | None = None
     snds_key: SecretStr | None = None
-    maillog_path: str | None = None
+    maillog_path: RemotePath | None = None
     ssh_key: LocalPath | None = None
-    ssh_user: str | None = None
+    ssh_user: UserName | None = None
     http_auth_file: LocalPath | None = None
     graph_domains: list[DnsName] = Field(default_factory=list)
     rbls: list[RblEntry] = Field(default_factory=_default_rbls)
@@ -281,11 +285,11 @@ class Config(_Model):
     basic_submission_fields: Any = None
 
     # New keys.
-    redis_url: RedisUrl | None = None
+    redis_url: RedisUrl | None = Field(default=None, repr=False)
     data_dir: LocalPath = Field(default="var", validate_default=True)
-    interval: Seconds = 900.0
+    interval: Annotated[Seconds, duration_between(10)] = 900.0
     listen: Listen = ListenAddress("127.0.0.1", 9725)
-    block_window: Seconds = 7200.0
+    block_window: Annotated[Seconds, duration_between(60)] = 7200.0
     dns: DnsSettings = DnsSettings()
     helo_check: HeloCheck = HeloCheck()
     snds: SndsSettings = SndsSettings()
@@ -294,46 +298,6 @@ class Config(_Model):
     maillog: MaillogSettings = MaillogSettings()
     ackservice: AckserviceSettings = AckserviceSettings()
     shard: ShardSettings = ShardSettings()
-
-    @model_validator(mode="after")
-    def _one_spelling_each(self) -> Self:
-        pairs = (
-            ("provider_block_strings", "provider_block_patterns"),
-            ("redis_server", "redis_url"),
-        )
-        for first, second in pairs:
-            if getattr(self, first) is not None and getattr(self, second) is not None:
-                raise _located(second, f"give {first} or {second}, not both")
-        if self.snds_key is not None and self.snds.key is not None:
-            raise _located("snds.key", "give snds_key or snds.key, not both")
-        if self.shard.index >= self.shard.count:
-            raise _located(
-                "shard.index",
-                f"must be below shard.count ({self.shard.count}): replicas are numbered from 0",
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _no_repeats(self) -> Self:
-        seen: dict[str, str] = {}
-        for host in self.hosts:
-            if host.fqdn in seen:
-                raise _located(
-                    f"mta_map.{host.alias}",
-                    f"{host.fqdn} is already monitored as mta_map.{seen[host.fqdn]}",
-                )
-            seen[host.fqdn] = host.alias
-        zones: set[str] = set()
-        for index, rbl in enumerate(self.rbl_zones):
-            if rbl.zone in zones:
-                raise _located(f"rbls[{index}]", f"{rbl.zone} is listed twice")
-            zones.add(rbl.zone)
-        names: set[str] = set()
-        for index, source in enumerate(self.reputation):
-            if source.name in names:
-                raise _located(f"reputation[{index}].name", f"{source.name} is used twice")
-            names.add(source.name)
-        return self
 
     # Resolved views -----------------------------------------------------------------
 
@@ -353,7 +317,7 @@ class Config(_Model):
                     fqdn=spec.fqdn,
                     ssh_host=spec.ssh_host or alias,
                     ssh_port=spec.ssh_port,
-                    ssh_user=spec.ssh_user or self.ssh_user or getpass.getuser(),
+                    ssh_user=spec.ssh_user or self.ssh_user,
                     maillog_path=spec.maillog_path or self.maillog_path,
                     ips=tuple(spec.ips) if spec.ips else None,
                 )
@@ -384,7 +348,8 @@ class Host:
     fqdn: str
     ssh_host: str
     ssh_port: int
-    ssh_user: str
+    ssh_user: str | None
+    """None: the user running mtarep."""
     maillog_path: str | None
     ips: tuple[str, ...] | None
 
@@ -416,9 +381,9 @@ class LoadedConfig:
     config: Config
     path: Path
     warnings: tuple[Problem, ...]
-    snds_key: str | None
+    snds_key: str | None = field(repr=False)
     """The effective SNDS key: env MTAREP_SNDS_KEY, else snds.key, else snds_key."""
-    redis_url: str | None
+    redis_url: str | None = field(repr=False)
     """Env MTAREP_REDIS_URL, else redis_url, else redis://redis_server:6379/0; None = embedded."""
 
     @property
@@ -426,11 +391,6 @@ class LoadedConfig:
         if self.redis_url is None:
             return f"embedded Redis under {self.config.data_dir}"
         return redact_url(self.redis_url)
-
-
-def _located(path: str, message: str) -> PydanticCustomError:
-    """An error raised by a whole-model check, naming the key it is about."""
-    return PydanticCustomError("located", "{path}\x00{message}", {"path": path, "message": message})
 
 
 # Error reporting -------------------------------------------------------------------
@@ -451,10 +411,19 @@ _MESSAGES = {
 }
 
 
+_PATTERN_MESSAGES = {
+    "field": "expected a dotted path like entityRecord.rep",
+    "ssh_user": "expected a user name like mtarep",
+    "maillog_path": "expected an absolute path like /var/log/mail.log",
+}
+
+
 def _path_text(loc: PathKey) -> str:
     text = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, bool):
+            text += f"[{str(part).lower()}]"
+        elif isinstance(part, int):
             text += f"[{part}]"
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
             text += f".{part}" if text else part
@@ -483,7 +452,7 @@ def _message(error: ErrorDetails, secret: bool) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return error["msg"].replace("Input should be", "must be") + f", got {error['input']!r}"
     if kind == "string_pattern_mismatch":
-        return "expected a dotted path like entityRecord.rep"
+        return _PATTERN_MESSAGES.get(str(error["loc"][-1]), error["msg"])
     if kind in _MESSAGES:
         message = _MESSAGES[kind]
         if kind.endswith("_type") and not secret:
@@ -495,28 +464,22 @@ def _message(error: ErrorDetails, secret: bool) -> str:
 def _problems(error: ValidationError, document: YamlDocument, file: str) -> list[Problem]:
     problems = []
     for detail in error.errors():
-        loc = tuple(
-            part for part in detail["loc"] if not (isinstance(part, str) and part.startswith("<"))
-        )
-        if detail["type"] == "located":
-            path_text, message = detail["msg"].split("\x00", 1)
-            line = document.line_of(_parse_path(path_text))
-            problems.append(Problem(path_text, message, line, file))
-            continue
+        parts: list[Any] = []
+        for part in detail["loc"]:
+            if part == "[key]":  # the error is about the key itself: show it as given
+                parts[-1] = detail["input"]
+            elif not (isinstance(part, str) and part.startswith("<")):  # union tags
+                parts.append(part)
+        loc: PathKey = tuple(parts)
         secret = any(part in ("snds_key", "key") for part in loc)
         message = _message(detail, secret)
         if detail["type"] == "extra_forbidden":
             message += _suggestion(str(loc[-1]))
+        if isinstance(detail["input"], bool) and detail["type"] != "bool_type":
+            message += " (YAML reads yes/no/on/off as true/false: put it in quotes)"
         line = document.line_of(loc[:-1]) if detail["type"] == "missing" else document.line_of(loc)
         problems.append(Problem(_path_text(loc) or "(top level)", message, line, file))
     return problems
-
-
-def _parse_path(text: str) -> PathKey:
-    parts: list[str | int] = []
-    for name, index, quoted in re.findall(r'([^.\[\]"]+)|\[(\d+)\]|\["([^"]*)"\]', text):
-        parts.append(int(index) if index else (quoted or name))
-    return tuple(parts)
 
 
 def _all_keys() -> set[str]:
@@ -577,12 +540,18 @@ def load_config(
         )
         raise ConfigError(problems)
 
+    # Top-level keys starting with "x-" are free: a place for YAML anchors.
+    data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
     config: Config | None = None
     context = {"base_dir": file_path.resolve().parent}
     try:
         config = Config.model_validate(data, context=context)
     except ValidationError as error:
         problems.extend(_problems(error, document, file))
+    problems += [
+        Problem(_path_text(path), message, document.line_of(path), file)
+        for path, message in _conflicts(data)
+    ]
 
     redis_url = environ.get(ENV_REDIS_URL) or None
     if redis_url is not None:
@@ -608,6 +577,116 @@ def load_config(
         snds_key=snds_key,
         redis_url=redis_url,
     )
+
+
+def _fqdn_key(value: object) -> str | None:
+    return value.strip().lower().rstrip(".") if isinstance(value, str) else None
+
+
+def _ip_key(value: object) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip())) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _listen_key(value: object) -> str | None:
+    try:
+        return str(parse_listen(value))
+    except PydanticCustomError:
+        return None
+
+
+def _repeats(
+    items: Sequence[tuple[PathKey, str | None]], message: str
+) -> list[tuple[PathKey, str]]:
+    """``message`` (with {value} and {first}) for every value given again."""
+    first_at: dict[str, PathKey] = {}
+    found = []
+    for path, value in items:
+        if value is None:
+            continue
+        if value in first_at:
+            found.append((path, message.format(value=value, first=_path_text(first_at[value]))))
+        else:
+            first_at[value] = path
+    return found
+
+
+def _conflicts(data: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """Problems between keys, found on the raw data so they are reported together with
+    every other problem; values of the wrong type are left to validation."""
+    found: list[tuple[PathKey, str]] = []
+    snds: dict[Any, Any] = data["snds"] if isinstance(data.get("snds"), dict) else {}
+    given = {
+        ("provider_block_strings",): data.get("provider_block_strings"),
+        ("provider_block_patterns",): data.get("provider_block_patterns"),
+        ("redis_server",): data.get("redis_server"),
+        ("redis_url",): data.get("redis_url"),
+        ("snds_key",): data.get("snds_key"),
+        ("snds", "key"): snds.get("key"),
+    }
+    for first, second in (
+        (("provider_block_strings",), ("provider_block_patterns",)),
+        (("redis_server",), ("redis_url",)),
+        (("snds_key",), ("snds", "key")),
+    ):
+        if given[first] is not None and given[second] is not None:
+            found.append((second, f"give {_path_text(first)} or {_path_text(second)}, not both"))
+
+    shard = data.get("shard")
+    if isinstance(shard, dict):
+        index, count = shard.get("index", 0), shard.get("count", 1)
+        if type(index) is int and type(count) is int and 0 < count <= index:
+            message = f"must be below shard.count ({count}): replicas are numbered from 0"
+            found.append((("shard", "index"), message))
+
+    hosts: list[tuple[PathKey, str | None]] = []
+    ips: list[tuple[PathKey, str | None]] = []
+    mta_map = data.get("mta_map")
+    if isinstance(mta_map, list):
+        hosts = [(("mta_map", index), _fqdn_key(entry)) for index, entry in enumerate(mta_map)]
+    elif isinstance(mta_map, dict):
+        for alias, entry in mta_map.items():
+            spec = entry if isinstance(entry, dict) else {"fqdn": entry}
+            hosts.append((("mta_map", alias), _fqdn_key(spec.get("fqdn"))))
+            if isinstance(spec.get("ips"), list):
+                ips += [
+                    (("mta_map", alias, "ips", index), _ip_key(ip))
+                    for index, ip in enumerate(spec["ips"])
+                ]
+    found += _repeats(hosts, "{value} is already monitored as {first}")
+    found += _repeats(ips, "{value} is already monitored as {first}")
+
+    rbls = data.get("rbls")
+    if isinstance(rbls, list):
+        zones = [
+            (("rbls", index), _fqdn_key(entry.get("zone") if isinstance(entry, dict) else entry))
+            for index, entry in enumerate(rbls)
+        ]
+        found += _repeats(zones, "{value} is already listed as {first}")
+
+    sources = data.get("reputation")
+    if isinstance(sources, list):
+        names = [
+            (("reputation", index, "name"), source.get("name"))
+            for index, source in enumerate(sources)
+            if isinstance(source, dict) and isinstance(source.get("name"), str)
+        ]
+        found += _repeats(names, "{value} is already the name of {first}")
+
+    ackservice: dict[Any, Any] = (
+        data["ackservice"] if isinstance(data.get("ackservice"), dict) else {}
+    )
+    exporter_listen = _listen_key(data.get("listen", "127.0.0.1:9725"))
+    if exporter_listen == _listen_key(ackservice.get("listen", "127.0.0.1:9726")):
+        here: PathKey = ("listen",)
+        there: PathKey = ("ackservice", "listen")
+        if "listen" in ackservice:
+            here, there = there, here
+        message = f"{exporter_listen} is also {_path_text(there)}: the exporter and the "
+        found.append((here, message + "ackservice each need their own address"))
+    return found
 
 
 def _url_host(host: str) -> str:
@@ -641,4 +720,13 @@ def _warnings(config: Config, document: YamlDocument, file: str) -> list[Problem
         value = getattr(config, field_name)
         if value is not None and not value.exists():
             warn((field_name,), f"{value} does not exist")
-    return found
+    reads_over_ssh = config.maillog.source == "ssh" and any(h.maillog_path for h in config.hosts)
+    known_hosts = config.maillog.known_hosts
+    with contextlib.suppress(RuntimeError):  # no home directory: SSH will say so
+        known_hosts = known_hosts or Path("~/.ssh/known_hosts").expanduser()
+    if reads_over_ssh and known_hosts is not None and not known_hosts.exists():
+        warn(
+            ("maillog", "known_hosts"),
+            f"{known_hosts} does not exist: every MTA's host key will be refused",
+        )
+    return sorted(found, key=lambda problem: problem.line or 0)

@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from exporter.config import LoadedConfig
-
-
-def format_duration(seconds: float) -> str:
-    """900 -> ``15m``, 5400 -> ``1h30m``, 2.5 -> ``2.5s``."""
-    if seconds < 60 or seconds != int(seconds):
-        return f"{seconds:g}s"
-    parts = []
-    remaining = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if remaining >= size:
-            parts.append(f"{remaining // size}{unit}")
-            remaining %= size
-    return "".join(parts)
+from exporter.config_types import format_duration
 
 
 def _listed(names: list[str], limit: int = 6) -> str:

@@ -8,14 +8,18 @@ so ``config.py`` can print ``rbls[2].zone: expected a DNS name, got 'x y'``.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
+
+from exporter.logs import redact_url
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -31,6 +35,7 @@ _SIZE_UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
+MAX_DURATION = 30 * 86400.0
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -40,7 +45,9 @@ def _fail(kind: str, message: str, **context: Any) -> PydanticCustomError:
 
 
 def _shown(value: object) -> str:
-    """A value as the error message shows it: short, quoted, one line."""
+    """A value as the error message shows it: short, quoted, one line, no credentials."""
+    if isinstance(value, str) and "@" in value:
+        value = redact_url(value) if "://" in value else "(a value containing '@', not shown)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -62,13 +69,45 @@ def _seconds(value: object) -> float | None:
 def parse_duration(value: object) -> float:
     """``15m``, ``2h``, ``1h30m``, ``500ms``, ``30s``, ``1d`` or a number of seconds."""
     seconds = _seconds(value)
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         raise _fail(
             "duration", "expected a duration like 30s, 15m or 2h, got {got}", got=_shown(value)
         )
     if seconds <= 0:
         raise _fail("duration", "must be longer than zero, got {got}", got=_shown(value))
+    if seconds > MAX_DURATION:
+        raise _fail("duration", "must be at most 30 days, got {got}", got=_shown(value))
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """900 -> ``15m``, 5400 -> ``1h30m``, 2.5 -> ``2.5s``."""
+    if seconds < 60 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    parts = []
+    remaining = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if remaining >= size:
+            parts.append(f"{remaining // size}{unit}")
+            remaining %= size
+    return "".join(parts)
+
+
+def duration_between(low: float, high: float = MAX_DURATION) -> AfterValidator:
+    """A bound on a duration, stated in durations (``must be between 10s and 30d``)."""
+
+    def check(seconds: float) -> float:
+        if not low <= seconds <= high:
+            raise _fail(
+                "duration",
+                "must be between {low} and {high}, got {got}",
+                low=format_duration(low),
+                high=format_duration(high),
+                got=format_duration(seconds),
+            )
+        return seconds
+
+    return AfterValidator(check)
 
 
 def parse_size(value: object) -> int:
@@ -157,12 +196,39 @@ def check_url(value: str) -> str:
 
 
 def check_redis_url(value: str) -> str:
+    """``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` or ``unix:///path``.
+
+    Never echoes the URL: it may hold a password.
+    """
     url = value.strip()
-    if not re.match(r"^(redis|rediss|unix)://\S+$", url):
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("redis", "rediss", "unix") or not rest or any(c.isspace() for c in url):
         raise _fail(
             "redis_url",
             "expected a redis://, rediss:// or unix:// URL, like redis://localhost:6379/0",
         )
+    _, at, location = rest.rpartition("@")
+    if at and any(c in rest[: len(rest) - len(location) - 1] for c in "/?#"):
+        raise _fail(
+            "redis_url",
+            "a '/', '?' or '#' in the user or password must be percent-encoded (%2F, %3F, %23)",
+        )
+    try:
+        parts = urlsplit(f"{scheme}://{location}")
+        port = parts.port
+        host = parts.hostname
+    except ValueError as error:
+        raise _fail("redis_url", "invalid Redis URL: {error}", error=str(error)) from None
+    if scheme == "unix":
+        if not parts.path.startswith("/"):
+            raise _fail("redis_url", "a unix:// URL needs an absolute socket path")
+        return url
+    if not host:
+        raise _fail("redis_url", "the Redis URL names no host")
+    if port == 0:
+        raise _fail("redis_url", "the port must be from 1 to 65535")
+    if parts.path not in ("", "/") and not re.fullmatch(r"/\d+", parts.path):
+        raise _fail("redis_url", "the database after the host must be a number, like /0")
     return url
 
 
@@ -212,7 +278,12 @@ def resolve_local_path(value: object, info: ValidationInfo) -> Path:
     """A path on the exporter's machine: ``~`` expanded, relative to the config file."""
     if not isinstance(value, str | Path) or not str(value).strip():
         raise _fail("path", "expected a file system path, got {got}", got=_shown(value))
-    path = Path(str(value).strip()).expanduser()
+    try:
+        path = Path(str(value).strip()).expanduser()
+    except RuntimeError:
+        raise _fail(
+            "path", "cannot expand ~: no home directory is known (set HOME or give a full path)"
+        ) from None
     base = (info.context or {}).get("base_dir")
     if not path.is_absolute() and isinstance(base, Path):
         path = base / path
@@ -231,4 +302,6 @@ Regex = Annotated[str, AfterValidator(check_regex)]
 Listen = Annotated[ListenAddress, PlainValidator(parse_listen)]
 LocalPath = Annotated[Path, BeforeValidator(resolve_local_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveInt = Annotated[int, Field(ge=1)]
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")]
+RemotePath = Annotated[str, Field(pattern=r"^/[^\x00\n\r]*$")]
+"""An absolute path on another machine (an MTA): used as written, never expanded."""

@@ -3,7 +3,8 @@
 ``load_yaml`` returns the plain data plus a map from key path
 (``("rbls", 2, "zone")``) to the 1-based line it was written on, so a problem
 found later by validation can point at the line. Duplicate keys, which PyYAML
-silently resolves to the last one, are reported as problems here.
+silently resolves to the last one, are reported; merge keys (``<<: *defaults``)
+are not duplicates. Recursive aliases and alias bombs are refused.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 import yaml
 
 PathKey = tuple[str | int, ...]
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_NODE_VISITS = 100_000
+"""More node visits than this (aliases expanding) is refused, not validated."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +45,22 @@ class YamlSyntaxError(Exception):
 
 
 def _normalise(path: PathKey) -> PathKey:
-    return tuple(part if isinstance(part, int) else str(part) for part in path)
+    return tuple(
+        part if isinstance(part, int) and not isinstance(part, bool) else str(part) for part in path
+    )
 
 
 def load_yaml(text: str) -> YamlDocument:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        document = YamlDocument(None)
+        if node is not None:
+            # Before constructing: construction rewrites merge keys in place.
+            _Walk(document, loader).walk(node, (), ())
+            document = YamlDocument(
+                loader.construct_document(node), document.lines, document.duplicates
+            )
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or "invalid YAML"
@@ -56,25 +69,43 @@ def load_yaml(text: str) -> YamlDocument:
         raise YamlSyntaxError(str(error), None) from None
     finally:
         loader.dispose()
-    document = YamlDocument(data)
-    if node is not None:
-        _walk(node, (), document)
     return document
 
 
-def _walk(node: yaml.Node, path: PathKey, document: YamlDocument) -> None:
-    document.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        first_seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in first_seen:
-                document.duplicates.append(((*path, key), line, first_seen[key]))
-                continue
-            first_seen[key] = line
-            document.lines[(*path, key)] = line
-            _walk(value_node, (*path, key), document)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*path, index), document)
+class _Walk:
+    def __init__(self, document: YamlDocument, loader: yaml.SafeLoader) -> None:
+        self.document = document
+        self.loader = loader
+        self.visits = 0
+
+    def key_of(self, node: yaml.Node) -> str:
+        """A mapping key as validation will name it: ``no`` is ``False``, ``1`` is ``1``."""
+        if isinstance(node, yaml.ScalarNode):
+            return str(self.loader.construct_object(node))
+        return str(node.value)
+
+    def walk(self, node: yaml.Node, path: PathKey, ancestors: tuple[int, ...]) -> None:
+        line = node.start_mark.line + 1
+        if id(node) in ancestors:
+            raise YamlSyntaxError("a YAML alias refers to a node that contains it", line)
+        self.visits += 1
+        if self.visits > MAX_NODE_VISITS:
+            raise YamlSyntaxError("too many YAML aliases: the document expands too much", line)
+        self.document.lines.setdefault(path, line)
+        inside = (*ancestors, id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == MERGE_TAG:
+                    continue
+                key = self.key_of(key_node)
+                key_line = key_node.start_mark.line + 1
+                if key in first_seen:
+                    self.document.duplicates.append(((*path, key), key_line, first_seen[key]))
+                    continue
+                first_seen[key] = key_line
+                self.document.lines[(*path, key)] = key_line
+                self.walk(value_node, (*path, key), inside)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, (*path, index), inside)

@@ -13,7 +13,6 @@ import logging
 import re
 import sys
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -54,33 +53,17 @@ def configure_logging(level: str = "INFO", error_log: Path | None = None) -> Non
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (userinfo and ``password=`` query).
 
+    Works on the text, not a URL parser, so a password that is not percent-encoded
+    (``/``, ``#``, ``@`` in it) is still hidden: everything up to the last ``@`` is
+    user information.
+
     >>> redact_url("redis://:hunter2@cache:6379/0")
     'redis://:***@cache:6379/0'
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable Redis URL)"
-    netloc = parts.netloc
-    userinfo, at, hostinfo = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        username = userinfo.partition(":")[0]
-        netloc = f"{username}:{_REDACTED}@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any("password" in name.lower() for name, _ in pairs):
-            query = urlencode(
-                [
-                    (name, _REDACTED if "password" in name.lower() else value)
-                    for name, value in pairs
-                ],
-                safe="*",
-            )
-    # Not urlunsplit: it turns "unix:///path" into "unix:/path".
-    redacted = f"{parts.scheme}://{netloc}{parts.path}"
-    if query:
-        redacted += f"?{query}"
-    if parts.fragment:
-        redacted += f"#{parts.fragment}"
-    return redacted
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        userinfo, at, location = rest.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.partition(':')[0]}:{_REDACTED}@{location}"
+        url = f"{scheme}://{rest}"
+    return re.sub(r"(?i)([?&][^=&#]*password[^=&#]*=)[^&#]*", rf"\1{_REDACTED}", url)

@@ -2,7 +2,6 @@
 
 import os
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,9 +54,7 @@ class MtarepProcess(LoopbackServer):
     def run_to_exit(self, timeout: float = 30.0) -> int | None:
         """Start a process that is expected to give up on its own; its exit status."""
         self._process.start()
-        deadline = time.monotonic() + timeout
-        while self._process.running and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._process.wait(timeout)
         return self.stop()
 
     def get(self, path: str) -> requests.Response:

@@ -118,6 +118,15 @@ class ManagedProcess:
                 start_new_session=True,  # own process group: Ctrl-C goes to pytest only
             )
 
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` for the process to exit on its own; its status, or None."""
+        if self._popen is None:
+            return None
+        try:
+            return self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def check_alive(self) -> None:
         """Raise :class:`ServerExitedError` (with the log tail) when the process has exited."""
         if self._popen is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,9 +85,8 @@ def test_exporter_reports_redis_going_away_and_coming_back(
     redis_server.restart()
     assert exporter.get("/healthz").status_code == 200
 
-    began = time.monotonic()
+    # Exit status 0, not -9: it stopped before stop()'s 5 s SIGKILL deadline.
     assert exporter.stop() == 0, exporter.log()
-    assert time.monotonic() - began < 5
     log = exporter.log()
     assert f"redis.connected target={redis_server.url} embedded=false" in log
     assert "exporter.stopped" in log

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, LoadedConfig, load_config
-from exporter.config_summary import format_duration, summary
-from exporter.config_types import parse_duration, parse_size
+from exporter.config_summary import summary
+from exporter.config_types import format_duration, parse_duration, parse_size
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 REPO = Path(__file__).parent.parent.parent
@@ -180,7 +180,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert loaded.snds_key is None
     assert config.mailflow.prefixes is None
     assert config.maillog.source == "ssh"
-    assert config.maillog.known_hosts == Path("~/.ssh/known_hosts").expanduser()
+    assert config.maillog.known_hosts is None  # ~/.ssh/known_hosts of whoever runs mtarep
     assert config.maillog.initial_window == 50_000_000
     assert str(config.ackservice.listen) == "127.0.0.1:9726"
     assert config.ackservice.alertmanager_url is None
@@ -217,7 +217,51 @@ def test_snds_key_never_in_summary_or_repr(tmp_path: Path) -> None:
     assert loaded.snds_key == "hush-hush-key"
     assert "hush-hush" not in summary(loaded)
     assert "hush-hush" not in repr(loaded.config)
-    assert "hush-hush" not in repr(loaded).replace(repr(loaded.snds_key), "")
+    assert "hush-hush" not in repr(loaded)
+
+
+def test_redis_password_never_in_repr_or_summary(tmp_path: Path) -> None:
+    path = write(tmp_path, "mta_map: [mx.example.org]\nredis_url: redis://:s3cr%2Ft@db:6379/1\n")
+    loaded = load_config(path, environ={})
+    assert loaded.redis_url == "redis://:s3cr%2Ft@db:6379/1"
+    for text in (repr(loaded), repr(loaded.config), summary(loaded)):
+        assert "s3cr" not in text
+    assert "redis://:***@db:6379/1" in summary(loaded)
+
+
+def test_merge_keys_and_x_anchors(tmp_path: Path) -> None:
+    text = """
+x-mta-defaults: &defaults {ssh_port: 2222, ssh_user: logs, maillog_path: /var/log/mail.log}
+mta_map:
+  mta1: {<<: *defaults, fqdn: mta1.example.com}
+  mta2:
+    <<: *defaults
+    fqdn: mta2.example.com
+    ssh_port: 22
+"""
+    hosts = load_config(write(tmp_path, text), environ={}).config.hosts
+    assert [(h.fqdn, h.ssh_port, h.ssh_user) for h in hosts] == [
+        ("mta1.example.com", 2222, "logs"),
+        ("mta2.example.com", 22, "logs"),
+    ]
+
+
+def test_without_a_home_directory_or_passwd_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As under ``docker run --user 54321``: no HOME, no passwd entry."""
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr("pwd.getpwuid", _no_passwd_entry)
+    loaded = load_config(write(tmp_path, "mta_map: [mx.example.org]\n"), environ={})
+    (host,) = loaded.config.hosts
+    assert host.ssh_user is None  # the user running mtarep, found when SSH is used
+    assert "configuration OK" in summary(loaded)
+    with pytest.raises(ConfigError, match=r"ssh_key: cannot expand ~: no home directory"):
+        load_config(write(tmp_path, "mta_map: [mx.example.org]\nssh_key: ~/.ssh/k\n"), {})
+
+
+def _no_passwd_entry(uid: int) -> object:
+    raise KeyError(f"getpwuid(): uid not found: {uid}")
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
