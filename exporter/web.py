@@ -25,8 +25,6 @@ from exporter.logs import configure_logging, event
 from exporter.redis_connection import open_redis
 from exporter.store import Store, StoreError
 
-log = logging.getLogger(__name__)
-
 
 async def store_health(store: Store) -> tuple[bool, dict[str, Any]]:
     """Whether the store answers, with the reason when it does not."""
@@ -66,6 +64,7 @@ async def run_service(
     log_level: str = "INFO",
 ) -> int:
     """Run one process until it is told to stop; the exit status for ``main``."""
+    log = logging.getLogger(f"mtarep.{name}")
     config = loaded.config
     try:
         configure_logging(log_level, config.error_log)
@@ -75,7 +74,7 @@ async def run_service(
     for warning in loaded.warnings:
         event(log, "config.warning", logging.WARNING, problem=str(warning))
     try:
-        connection = await open_redis(loaded.redis_url, config.data_dir, log=log)
+        connection = await open_redis(loaded.redis_url, config.data_dir)
     except StoreError as error:
         event(log, "store.unusable", logging.ERROR, error=str(error))
         return 1
