@@ -256,7 +256,24 @@ def test_two_processes_share_one_embedded_redis(peers: Peers) -> None:
     poll(lambda: not running(ready_c["server_pid"]), "the server of the third process stops")
 
 
-def _private_tmp_prefix() -> list[str]:
+REPO = Path(__file__).resolve().parents[2]
+
+# In a new mount namespace: keep /tmp reachable at $1, put a fresh tmpfs on /tmp, then
+# bind back from $1 the paths the peer needs that lived in /tmp (a venv or a checkout
+# under /tmp, as in a CI clone), and run the rest of the arguments.
+_PRIVATE_TMP_SCRIPT = """
+keep=$1; shift
+mount --bind /tmp "$keep" && mount -t tmpfs none /tmp || exit 125
+while [ "$1" != "--" ]; do
+    mkdir -p "$1" && mount --bind "$keep${1#/tmp}" "$1" || exit 125
+    shift
+done
+shift
+exec "$@"
+"""
+
+
+def _private_tmp_prefix(keep: Path) -> list[str]:
     """``unshare`` a mount namespace with a fresh tmpfs on /tmp (skip when impossible)."""
     unshare = shutil.which("unshare")
     if unshare is None or os.geteuid() != 0:
@@ -269,7 +286,11 @@ def _private_tmp_prefix() -> list[str]:
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a private /tmp here: {probe.stderr.strip()}")
-    return [unshare, "--mount", "sh", "-c", 'mount -t tmpfs none /tmp && exec "$@"', "sh"]
+    keep.mkdir()
+    needed = sorted(
+        {str(path) for path in (Path(sys.prefix).resolve(), REPO) if path.is_relative_to("/tmp")}
+    )
+    return [unshare, "--mount", "sh", "-c", _PRIVATE_TMP_SCRIPT, "sh", str(keep), *needed, "--"]
 
 
 @pytest.fixture
@@ -295,8 +316,8 @@ def test_a_private_tmp_still_shares_one_server(
     if isolation == "TMPDIR":
         base, prefix = tmp_path, []
     else:
-        prefix = _private_tmp_prefix()
         base = request.getfixturevalue("outside_tmp")
+        prefix = _private_tmp_prefix(base / "keep")
     peers = Peers(base)
     try:
         a = peers.start("a")
