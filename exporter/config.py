@@ -52,7 +52,9 @@ from exporter.config_types import (
     Seconds,
     Url,
     UserName,
+    check_ip,
     check_redis_url,
+    dns_name_key,
     duration_between,
     parse_listen,
 )
@@ -63,6 +65,9 @@ DEFAULT_CONFIG_PATH = "mtarep.yml"
 ENV_CONFIG = "MTAREP_CONFIG"
 ENV_SNDS_KEY = "MTAREP_SNDS_KEY"
 ENV_REDIS_URL = "MTAREP_REDIS_URL"
+
+DEFAULT_LISTEN = ListenAddress("127.0.0.1", 9725)
+DEFAULT_ACKSERVICE_LISTEN = ListenAddress("127.0.0.1", 9726)
 
 DEFAULT_RBLS = (
     "zen.spamhaus.org",
@@ -255,7 +260,7 @@ class MaillogSettings(_Model):
 
 
 class AckserviceSettings(_Model):
-    listen: Listen = ListenAddress("127.0.0.1", 9726)
+    listen: Listen = DEFAULT_ACKSERVICE_LISTEN
     alertmanager_url: Url | None = None
 
 
@@ -288,7 +293,7 @@ class Config(_Model):
     redis_url: RedisUrl | None = Field(default=None, repr=False)
     data_dir: LocalPath = Field(default="var", validate_default=True)
     interval: Annotated[Seconds, duration_between(10)] = 900.0
-    listen: Listen = ListenAddress("127.0.0.1", 9725)
+    listen: Listen = DEFAULT_LISTEN
     block_window: Annotated[Seconds, duration_between(60)] = 7200.0
     dns: DnsSettings = DnsSettings()
     helo_check: HeloCheck = HeloCheck()
@@ -580,13 +585,13 @@ def load_config(
 
 
 def _fqdn_key(value: object) -> str | None:
-    return value.strip().lower().rstrip(".") if isinstance(value, str) else None
+    return dns_name_key(value) if isinstance(value, str) else None
 
 
 def _ip_key(value: object) -> str | None:
     try:
-        return str(ipaddress.ip_address(value.strip())) if isinstance(value, str) else None
-    except ValueError:
+        return check_ip(value) if isinstance(value, str) else None
+    except PydanticCustomError:
         return None
 
 
@@ -678,8 +683,8 @@ def _conflicts(data: dict[str, Any]) -> list[tuple[PathKey, str]]:
     ackservice: dict[Any, Any] = (
         data["ackservice"] if isinstance(data.get("ackservice"), dict) else {}
     )
-    exporter_listen = _listen_key(data.get("listen", "127.0.0.1:9725"))
-    if exporter_listen == _listen_key(ackservice.get("listen", "127.0.0.1:9726")):
+    exporter_listen = _listen_key(data.get("listen", DEFAULT_LISTEN))
+    if exporter_listen == _listen_key(ackservice.get("listen", DEFAULT_ACKSERVICE_LISTEN)):
         here: PathKey = ("listen",)
         there: PathKey = ("ackservice", "listen")
         if "listen" in ackservice:

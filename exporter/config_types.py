@@ -131,9 +131,15 @@ def _labels_ok(name: str) -> bool:
     return len(name) <= 253 and all(_LABEL.match(label) for label in labels)
 
 
+def dns_name_key(value: str) -> str:
+    """How two spellings of one DNS name compare equal: ``MTA1.Example.com.`` is
+    ``mta1.example.com``."""
+    return value.strip().lower().rstrip(".")
+
+
 def check_dns_name(value: str) -> str:
     """A fully qualified name with at least two labels (a zone or a public FQDN)."""
-    name = value.strip().lower().rstrip(".")
+    name = dns_name_key(value)
     if "." not in name or not _labels_ok(name):
         raise _fail(
             "dns_name", "expected a DNS name like mta1.example.com, got {got}", got=_shown(value)
@@ -148,7 +154,7 @@ def check_hostname(value: str) -> str:
         return str(ipaddress.ip_address(name))
     except ValueError:
         pass
-    lowered = name.lower().rstrip(".")
+    lowered = dns_name_key(name)
     if not lowered or not _labels_ok(lowered):
         raise _fail("hostname", "expected a host name or IP address, got {got}", got=_shown(value))
     return lowered

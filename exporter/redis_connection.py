@@ -50,7 +50,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry as SyncRetry
 
 from exporter.logs import event, redact_url
-from exporter.store import StoreError, StoreUnavailable, redis_error_reason
+from exporter.store import StoreError, StoreUnavailable, os_error_behind, redis_error_reason
 
 __all__ = [
     "EMBEDDED_DB_NAME",
@@ -511,24 +511,13 @@ def _ping(socket_path: pathlib.Path) -> Literal["pong", "loading", "nothing"]:
         except redis.exceptions.BusyLoadingError:
             return "loading"
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if _os_errno(exc) in {errno.ENOENT, errno.ECONNREFUSED}:
+            cause = os_error_behind(exc)
+            if cause is not None and cause.errno in {errno.ENOENT, errno.ECONNREFUSED}:
                 return "nothing"
             raise _StartFailed(
                 f"{socket_path} does not answer as redis-server should: {redis_error_reason(exc)}"
             ) from exc
     return "pong"
-
-
-def _os_errno(exc: BaseException) -> int | None:
-    """The errno of the OSError behind a redis-py error, if any."""
-    cause: BaseException | None = exc
-    seen: set[int] = set()
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno:
-            return cause.errno
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def _open_presence(socket_path: pathlib.Path, name: str) -> redis.Redis:

@@ -110,6 +110,18 @@ class IssueNotOpen(StoreError):
     """The issue is not open (never opened, or cleared): it cannot be acknowledged."""
 
 
+def os_error_behind(exc: BaseException) -> OSError | None:
+    """The first ``OSError`` with an errno in the cause chain of a redis-py error."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def redis_error_reason(exc: BaseException) -> str:
     """A short, human reason for a redis-py error: ``Connection refused``, ``Timeout ...``.
 
@@ -118,15 +130,11 @@ def redis_error_reason(exc: BaseException) -> str:
     name resolution failure (``socket.gaierror``, whose errno is an ``EAI_*`` code, not
     an errno) gives the resolver's wording: ``Name or service not known``.
     """
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, socket.gaierror):
-            return cause.strerror or str(cause)
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
+    cause = os_error_behind(exc)
+    if isinstance(cause, socket.gaierror):
+        return cause.strerror or str(cause)
+    if cause is not None and cause.errno:
+        return os.strerror(cause.errno)
     text = str(exc).strip().rstrip(".")
     return text or type(exc).__name__
 
