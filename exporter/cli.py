@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,8 +12,14 @@ from collections.abc import Sequence
 from exporter import __version__
 from exporter.config import DEFAULT_CONFIG_PATH, ENV_CONFIG, ConfigError, LoadedConfig, load_config
 from exporter.config_summary import summary
-from exporter.service import build_app
-from exporter.web import run_service
+from exporter.cycle import Collection
+from exporter.logs import event
+from exporter.metrics import build_registry, render
+from exporter.service import build_app, make_resolver
+from exporter.store import StoreError
+from exporter.web import StartupFailed, opened_store, run_service
+
+_LOG = logging.getLogger("mtarep.exporter")
 
 
 def argument_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -45,10 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argument_parser(
         "mtarep-exporter", "Prometheus exporter for the reputation of a fleet of Postfix MTAs."
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--check-config",
         action="store_true",
         help="validate the configuration, print every problem or a summary, and exit",
+    )
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="run one collection cycle, store it, print the metrics to stdout and exit",
     )
     args = parser.parse_args(argv)
     loaded = load_or_report(args.config)
@@ -57,9 +70,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         print(summary(loaded))
         return 0
+    if args.once:
+        return asyncio.run(run_once(loaded, args.log_level))
     return asyncio.run(
-        run_service(loaded, "exporter", loaded.config.listen, build_app, args.log_level)
+        run_service(
+            loaded,
+            "exporter",
+            loaded.config.listen,
+            lambda store: build_app(store, loaded.config),
+            args.log_level,
+        )
     )
+
+
+async def run_once(loaded: LoadedConfig, log_level: str = "INFO") -> int:
+    """One cycle, stored, with the text exposition on stdout (the old cron-style use).
+
+    Exit 1 only when the store is unusable; a failing list or host is in the metrics.
+    """
+    try:
+        async with opened_store(loaded, "exporter", log_level) as store:
+            try:
+                await store.ping()
+            except StoreError as error:
+                event(_LOG, "store.unusable", logging.ERROR, error=str(error))
+                return 1
+            resolver = make_resolver(loaded.config)
+            try:
+                collection = Collection(loaded.config, resolver, store)
+                await collection.restore()
+                snapshot = await collection.run()
+            finally:
+                await resolver.close()
+    except StartupFailed:
+        return 1
+    sys.stdout.write(render(build_registry(lambda: snapshot)).decode())
+    return 0 if snapshot.sources["store"].success else 1
 
 
 if __name__ == "__main__":

@@ -1,34 +1,91 @@
-"""The exporter's HTTP face: ``/metrics`` from its own registry and ``/healthz``."""
+"""The exporter process: cycles on a schedule, ``/metrics`` from the snapshot, ``/healthz``.
+
+The app's lifespan owns the resolver, the collection and the scheduler task: the last
+snapshot is restored from Redis before the first scrape is answered, the first cycle
+starts at once, and shutdown cancels a cycle in progress.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exporter import __version__
+from exporter.config import Config
+from exporter.cycle import Collection
+from exporter.metrics import build_registry, render
+from exporter.resolver import Resolver
+from exporter.scheduler import Scheduler
 from exporter.store import Store
 from exporter.web import healthz_endpoint
 
+__all__ = ["STALE_AFTER_INTERVALS", "build_app", "make_resolver"]
 
-def build_registry() -> CollectorRegistry:
-    """The exporter's own registry (never the global one)."""
-    registry = CollectorRegistry(auto_describe=True)
-    build_info = Gauge(
-        "mtarep_build_info", "mtarep version, always 1", ["version"], registry=registry
+STALE_AFTER_INTERVALS = 3
+"""``/healthz`` fails when no cycle finished for this many intervals."""
+
+
+def make_resolver(config: Config) -> Resolver:
+    dns = config.dns
+    return Resolver(
+        dns.nameservers,
+        port=dns.port,
+        timeout=dns.timeout,
+        attempts=dns.attempts,
+        concurrency=dns.concurrency,
     )
-    build_info.labels(version=__version__).set(1)
-    return registry
 
 
-def build_app(store: Store) -> Starlette:
-    registry = build_registry()
+def _cycle_health(scheduler: Scheduler, started: float) -> tuple[bool, dict[str, Any]]:
+    now = time.monotonic()
+    finished = scheduler.last_finished
+    since = now - (finished if finished is not None else started)
+    stale = since > STALE_AFTER_INTERVALS * scheduler.interval
+    detail: dict[str, Any] = {
+        "ok": not stale,
+        "cycles": scheduler.cycles,
+        "failures": scheduler.failures,
+        "running": scheduler.running,
+        "seconds_since_last_cycle": None if finished is None else round(now - finished, 3),
+        "last_duration_seconds": scheduler.last_duration,
+        "last_error": scheduler.last_error,
+    }
+    if stale:
+        detail["error"] = f"no cycle finished in the last {round(since)}s"
+    return not stale, detail
+
+
+def build_app(store: Store, config: Config) -> Starlette:
+    resolver = make_resolver(config)
+    collection = Collection(config, resolver, store)
+    scheduler = Scheduler(collection.run, config.interval)
+    registry = build_registry(lambda: collection.snapshot)
+    started = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await collection.restore()
+        task = asyncio.create_task(scheduler.run(), name="mtarep-scheduler")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await resolver.close()
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
+    healthz = healthz_endpoint(store, cycle=lambda: _cycle_health(scheduler, started))
     return Starlette(
-        routes=[Route("/healthz", healthz_endpoint(store)), Route("/metrics", metrics)]
+        routes=[Route("/healthz", healthz), Route("/metrics", metrics)], lifespan=lifespan
     )

@@ -13,16 +13,19 @@ percent-encoded (``urllib.parse.quote(part, safe="")``), so a ``:`` inside a par
 | `mtarep:issues` | ZSET | ids of the open issues, score = `first_seen` |
 | `mtarep:issue:{id}` | HASH | `ip kind subject host first_seen last_seen detail` (1) |
 | `mtarep:ack:{id}` | HASH | `user at note`: the acknowledgement of an open issue |
-| `mtarep:events` | STREAM | `at type host ip kind subject [user note]`, MAXLEN (2) |
+| `mtarep:events` | STREAM | `at type host ip kind subject [user note] [detail]`, MAXLEN (2) |
+| `mtarep:snapshot:{name}` | STRING | JSON: the exporter's last cycle (name = its shard, ``1of1``) |
 
 (1) ``first_seen``/``last_seen`` are Unix seconds; ``detail`` is a JSON object.
 (2) The stream is trimmed to exactly ``history_limit`` entries on every XADD;
-``user`` and ``note`` are present on acknowledgement events only.
+``user`` and ``note`` are present on acknowledgement events only, ``detail`` (what
+changed, e.g. ``senderscore 85 (good) -> 62 (poor)``) on ``changed`` events only.
 
 Event types: ``rbl`` issues open/clear as ``listed``/``delisted``, ``provider`` as
 ``block_seen``/``block_cleared``, the other kinds as ``issue_opened``/``issue_cleared``;
 acknowledgements add ``ack``, ``unack`` and ``ack_ended`` (the issue cleared while
-acknowledged: an acknowledgement ends with its issue).
+acknowledged: an acknowledgement ends with its issue). ``changed`` records a state
+change that is not an issue opening or clearing (a Sender Score crossing a band).
 
 Text from remote parties (SMTP replies, TXT records) is stored as-is inside the JSON
 ``detail``; escaping is the renderer's job. It never becomes part of a key name.
@@ -78,6 +81,7 @@ EventType = Literal[
     "ack",
     "unack",
     "ack_ended",
+    "changed",
 ]
 
 ISSUE_KINDS: frozenset[str] = frozenset(get_args(IssueKind))
@@ -90,6 +94,7 @@ EVENTS_KEY = f"{KEY_PREFIX}events"
 _HOST_PREFIX = f"{KEY_PREFIX}host:"
 _ISSUE_PREFIX = f"{KEY_PREFIX}issue:"
 _ACK_PREFIX = f"{KEY_PREFIX}ack:"
+_SNAPSHOT_PREFIX = f"{KEY_PREFIX}snapshot:"
 
 _OPEN_EVENT: dict[str, EventType] = {"rbl": "listed", "provider": "block_seen"}
 _CLEAR_EVENT: dict[str, EventType] = {"rbl": "delisted", "provider": "block_cleared"}
@@ -225,6 +230,7 @@ class Event:
     key: IssueKey
     user: str | None = None
     note: str | None = None
+    detail: str | None = None
 
     @property
     def ip(self) -> str:
@@ -377,6 +383,7 @@ class Store:
         *,
         user: str | None = None,
         note: str | None = None,
+        detail: str | None = None,
     ) -> None:
         fields: dict[FieldT, EncodableT] = {
             "at": repr(at),
@@ -390,6 +397,8 @@ class Store:
             fields["user"] = user
         if note is not None:
             fields["note"] = note
+        if detail is not None:
+            fields["detail"] = detail
         pipe.xadd(EVENTS_KEY, fields, maxlen=self.history_limit, approximate=False)
 
     def _ack_from(self, raw: Mapping[str, str], where: str) -> Ack | None:
@@ -434,6 +443,7 @@ class Store:
             key=key,
             user=fields.get("user"),
             note=fields.get("note"),
+            detail=fields.get("detail"),
         )
 
     async def _stream_page(self, newest: str, count: int) -> list[tuple[str, dict[str, str]]]:
@@ -455,6 +465,25 @@ class Store:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(self._host_key(host), _dumps(document))
             pipe.sadd(HOSTS_KEY, host)
+            await pipe.execute()
+
+    @_mapped_errors
+    async def save_snapshot(self, name: str, document: Mapping[str, Any]) -> None:
+        """Replace the snapshot ``name`` (one per exporter shard)."""
+        await self._client.set(_SNAPSHOT_PREFIX + _encode_part(name), _dumps(dict(document)))
+
+    @_mapped_errors
+    async def snapshot(self, name: str) -> dict[str, Any] | None:
+        """The snapshot ``name`` as last saved, or None."""
+        key = _SNAPSHOT_PREFIX + _encode_part(name)
+        raw = _text(await self._client.get(key))
+        return None if raw is None else self._loads_object(raw, key)
+
+    @_mapped_errors
+    async def record_change(self, key: IssueKey, host: str, detail: str) -> None:
+        """Append a ``changed`` event: ``detail`` says what changed."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            self._add_event(pipe, "changed", self._clock(), host, key, detail=detail)
             await pipe.execute()
 
     @_mapped_errors

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -35,10 +35,18 @@ async def store_health(store: Store) -> tuple[bool, dict[str, Any]]:
     return True, {"ok": True, "target": store.description}
 
 
-def healthz_endpoint(store: Store) -> Callable[[Request], Any]:
+def healthz_endpoint(
+    store: Store, cycle: Callable[[], tuple[bool, dict[str, Any]]] | None = None
+) -> Callable[[Request], Any]:
+    """``/healthz``: 200 when the store answers (and cycles run, given ``cycle``), else 503."""
+
     async def healthz(request: Request) -> JSONResponse:
         ok, detail = await store_health(store)
-        body = {"status": "ok" if ok else "unavailable", "store": detail}
+        body: dict[str, Any] = {"store": detail}
+        if cycle is not None:
+            cycle_ok, body["cycle"] = cycle()
+            ok = ok and cycle_ok
+        body = {"status": "ok" if ok else "unavailable", **body}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return healthz
@@ -56,6 +64,33 @@ class _Server(uvicorn.Server):
         yield
 
 
+class StartupFailed(Exception):
+    """The process cannot start; why has been logged."""
+
+
+@contextlib.asynccontextmanager
+async def opened_store(loaded: LoadedConfig, name: str, log_level: str) -> AsyncIterator[Store]:
+    """Set up logging, report the config warnings, and open the store for a process."""
+    log = logging.getLogger(f"mtarep.{name}")
+    config = loaded.config
+    try:
+        configure_logging(log_level, config.error_log)
+    except OSError as error:
+        event(log, "error_log.unusable", logging.ERROR, path=config.error_log, error=error)
+        raise StartupFailed from error
+    for warning in loaded.warnings:
+        event(log, "config.warning", logging.WARNING, problem=str(warning))
+    try:
+        connection = await open_redis(loaded.redis_url, config.data_dir)
+    except StoreError as error:
+        event(log, "store.unusable", logging.ERROR, error=str(error))
+        raise StartupFailed from error
+    try:
+        yield Store(connection.client, description=connection.description)
+    finally:
+        await connection.close()
+
+
 async def run_service(
     loaded: LoadedConfig,
     name: str,
@@ -65,44 +100,32 @@ async def run_service(
 ) -> int:
     """Run one process until it is told to stop; the exit status for ``main``."""
     log = logging.getLogger(f"mtarep.{name}")
-    config = loaded.config
-    try:
-        configure_logging(log_level, config.error_log)
-    except OSError as error:
-        event(log, "error_log.unusable", logging.ERROR, path=config.error_log, error=error)
-        return 1
-    for warning in loaded.warnings:
-        event(log, "config.warning", logging.WARNING, problem=str(warning))
-    try:
-        connection = await open_redis(loaded.redis_url, config.data_dir)
-    except StoreError as error:
-        event(log, "store.unusable", logging.ERROR, error=str(error))
-        return 1
     loop = asyncio.get_running_loop()
     try:
-        store = Store(connection.client, description=connection.description)
-        server = _Server(
-            uvicorn.Config(
-                make_app(store),
-                host=listen.host,
-                port=listen.port,
-                log_config=None,
-                access_log=False,
-                timeout_graceful_shutdown=5,
+        async with opened_store(loaded, name, log_level) as store:
+            server = _Server(
+                uvicorn.Config(
+                    make_app(store),
+                    host=listen.host,
+                    port=listen.port,
+                    log_config=None,
+                    access_log=False,
+                    timeout_graceful_shutdown=5,
+                )
             )
-        )
-        for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            # uvicorn's own handler: graceful stop, a second signal forces it.
-            loop.add_signal_handler(stop_signal, server.handle_exit, stop_signal, None)
-        event(log, f"{name}.starting", url=f"http://{listen}/")
-        try:
-            await server.serve()
-        except SystemExit:  # uvicorn's way of saying it could not start (it logged why)
-            event(log, f"{name}.cannot_listen", logging.ERROR, listen=listen)
-            return 1
-    finally:
-        for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(stop_signal)
-        await connection.close()
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                # uvicorn's own handler: graceful stop, a second signal forces it.
+                loop.add_signal_handler(stop_signal, server.handle_exit, stop_signal, None)
+            event(log, f"{name}.starting", url=f"http://{listen}/")
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn's way of saying it could not start (it logged why)
+                event(log, f"{name}.cannot_listen", logging.ERROR, listen=listen)
+                return 1
+            finally:
+                for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(stop_signal)
+    except StartupFailed:
+        return 1
     event(log, f"{name}.stopped")
     return 0

@@ -355,6 +355,27 @@ async def test_events_newest_first_with_limit(store: Store, clock: FakeClock) ->
     assert await store.events(limit=0) == []
 
 
+async def test_snapshot_round_trip_per_name(store: Store) -> None:
+    assert await store.snapshot("1of1") is None
+    await store.save_snapshot("1of1", {"taken_at": 1.5, "targets": []})
+    await store.save_snapshot("2of2", {"taken_at": 2.5})
+    assert await store.snapshot("1of1") == {"taken_at": 1.5, "targets": []}
+    assert await store.snapshot("2of2") == {"taken_at": 2.5}
+
+
+async def test_a_change_is_an_event_with_its_detail(store: Store, clock: FakeClock) -> None:
+    key = IssueKey("192.0.2.1", "senderscore", "senderscore")
+    await store.record_change(key, "mx1", "senderscore 85 (good) -> 62 (poor)")
+    [change] = await store.events(key=key)
+    assert (change.type, change.host, change.detail) == (
+        "changed",
+        "mx1",
+        "senderscore 85 (good) -> 62 (poor)",
+    )
+    assert change.at == clock.now
+    assert await store.open_issues() == []  # a change is not an issue
+
+
 async def test_events_filtered_per_issue(store: Store, clock: FakeClock) -> None:
     await store.open_issue(KEY, "mx1", {})
     await store.open_issue(OTHER, "mx1", {})
@@ -520,6 +541,9 @@ def _public_calls(store: Store) -> dict[str, Callable[[], Awaitable[object]]]:
         "unacknowledge": lambda: store.unacknowledge(KEY, "alice"),
         "ack": lambda: store.ack(KEY),
         "events": lambda: store.events(key=KEY),
+        "save_snapshot": lambda: store.save_snapshot("1of1", {}),
+        "snapshot": lambda: store.snapshot("1of1"),
+        "record_change": lambda: store.record_change(KEY, "mx1", "x"),
     }
 
 

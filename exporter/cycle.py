@@ -1,0 +1,208 @@
+"""One collection cycle: run the sources, publish the snapshot, record it in Redis.
+
+:class:`Collection` holds the latest :class:`~exporter.snapshot.Snapshot` (what
+``/metrics`` renders). A cycle builds a new snapshot from the sources and the last
+one, publishes it at once, and then writes it to the store: the snapshot itself
+(so a restarted exporter serves it straight away), each host's results (for the
+ackservice and the API), the issues it opens and clears, and the history of state
+changes. Redis being away costs the store writes of that cycle (reported as the
+``store`` source), never the metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from exporter.config import Config, Host
+from exporter.dns_source import HeloChecker, SourceReport, collect
+from exporter.helo import check_helo
+from exporter.logs import event
+from exporter.resolver import Resolver
+from exporter.senderscore import band
+from exporter.snapshot import Snapshot, SourceState, TargetState
+from exporter.store import IssueKey, IssueKind, IssueRecord, Store, StoreError
+
+__all__ = ["OWNED_KINDS", "SENDERSCORE_ISSUE_BELOW", "Collection", "in_shard"]
+
+_LOG = logging.getLogger("mtarep.exporter.cycle")
+
+SENDERSCORE_ISSUE_BELOW = 70
+"""A Sender Score below this opens a ``senderscore`` issue (the old tool's warning)."""
+OWNED_KINDS: frozenset[IssueKind] = frozenset({"rbl", "senderscore", "dns"})
+"""Issue kinds this exporter's sources open and clear."""
+
+
+def in_shard(fqdn: str, index: int, count: int) -> bool:
+    """Whether shard ``index`` of ``count`` monitors ``fqdn`` (a stable hash of the name)."""
+    digest = hashlib.sha256(fqdn.lower().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count == index
+
+
+def _issues(target: TargetState, config: Config) -> dict[IssueKey, dict[str, Any]]:
+    """The issues ``target`` has now, with their detail."""
+    issues: dict[IssueKey, dict[str, Any]] = {}
+    specs = {spec.zone: spec for spec in config.rbl_zones}
+    for zone, state in target.rbl.items():
+        if state.listed:
+            spec = specs.get(zone)
+            link = spec.removal_link if spec else None
+            issues[IssueKey(target.ip, "rbl", zone)] = {
+                "zone": zone,
+                "codes": list(state.codes),
+                "meaning": state.meaning,
+                "reason": state.reason,
+                "removal_link": link.replace("{ip}", target.ip) if link else None,
+                "assistance_link": config.assistance_links.get(zone),
+                "lookup_ok": state.lookup_ok,
+                "since": state.since,
+            }
+    if target.senderscore is not None and target.senderscore < SENDERSCORE_ISSUE_BELOW:
+        issues[IssueKey(target.ip, "senderscore", "senderscore")] = {
+            "score": target.senderscore,
+            "band": band(target.senderscore),
+            "threshold": SENDERSCORE_ISSUE_BELOW,
+        }
+    for check, check_state in target.checks.items():
+        if check_state.ok is False:
+            issues[IssueKey(target.ip, "dns", check)] = {
+                "check": check,
+                "detail": check_state.detail,
+            }
+    return issues
+
+
+def _score_change(before: TargetState | None, after: TargetState) -> str | None:
+    old = before.senderscore if before else None
+    new = after.senderscore
+    if old is None or new is None or band(old) == band(new):
+        return None
+    return f"senderscore {old} ({band(old)}) -> {new} ({band(new)})"
+
+
+class Collection:
+    """The exporter's collection: the latest snapshot and how to make the next one."""
+
+    def __init__(
+        self,
+        config: Config,
+        resolver: Resolver,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        helo_checker: HeloChecker = check_helo,
+        log: logging.Logger = _LOG,
+    ) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.store = store
+        self.clock = clock
+        self.helo_checker = helo_checker
+        self.log = log
+        self.snapshot = Snapshot()
+        shard = config.shard
+        self.name = f"{shard.index + 1}of{shard.count}"
+        self.hosts: Sequence[Host] = [
+            host for host in config.hosts if in_shard(host.fqdn, shard.index, shard.count)
+        ]
+
+    async def restore(self) -> bool:
+        """Load the last snapshot from the store; False when there is none or it is unusable."""
+        try:
+            document = await self.store.snapshot(self.name)
+            if document is None:
+                return False
+            self.snapshot = Snapshot.model_validate(document)
+        except (StoreError, ValidationError) as error:
+            event(self.log, "snapshot.not_restored", logging.WARNING, error=str(error))
+            return False
+        event(self.log, "snapshot.restored", taken_at=self.snapshot.taken_at)
+        return True
+
+    async def run(self) -> Snapshot:
+        """One full cycle; the new snapshot is published before the store is written."""
+        previous = self.snapshot
+        results = await collect(
+            self.config,
+            self.hosts,
+            self.resolver,
+            previous,
+            clock=self.clock,
+            helo_checker=self.helo_checker,
+        )
+        now = self.clock()
+        sources = {
+            name: report.state(previous.sources.get(name), now)
+            for name, report in results.reports.items()
+        }
+        sources["store"] = previous.sources.get("store", SourceState())
+        lookups = dict(previous.dns_lookups)
+        for status, count in self.resolver.counts.items():
+            lookups[status] = lookups.get(status, 0) + count
+        self.resolver.counts.clear()
+        self.snapshot = Snapshot(
+            taken_at=now,
+            targets=results.targets,
+            zones=results.zones,
+            sources=sources,
+            dns_lookups=lookups,
+        )
+        store_report = SourceReport()
+        started = time.monotonic()
+        try:
+            await self._write(previous)
+        except StoreError as error:
+            store_report.fail(str(error))
+            event(self.log, "store.write_failed", logging.ERROR, error=str(error))
+        store_report.duration = time.monotonic() - started
+        self.snapshot = self.snapshot.model_copy(
+            update={"sources": {**sources, "store": store_report.state(sources["store"], now)}}
+        )
+        return self.snapshot
+
+    async def _write(self, previous: Snapshot) -> None:
+        snapshot = self.snapshot
+        before = {(t.host, t.ip): t for t in previous.targets}
+        by_host: dict[str, list[TargetState]] = {}
+        for target in snapshot.targets:
+            by_host.setdefault(target.host, []).append(target)
+        for host in self.hosts:
+            targets = by_host.get(host.fqdn, [])
+            await self.store.save_host_results(
+                host.fqdn,
+                {
+                    "alias": host.alias,
+                    "ssh_host": host.ssh_host,
+                    "ips": {t.ip: t.model_dump(mode="json") for t in targets},
+                },
+            )
+        wanted: dict[IssueKey, tuple[str, dict[str, Any]]] = {}
+        for target in snapshot.targets:
+            for key, detail in _issues(target, self.config).items():
+                wanted[key] = (target.host, detail)
+            change = _score_change(before.get((target.host, target.ip)), target)
+            if change:
+                key = IssueKey(target.ip, "senderscore", "senderscore")
+                await self.store.record_change(key, target.host, change)
+        for key, (fqdn, detail) in wanted.items():
+            await self.store.open_issue(key, fqdn, detail)
+        for record in await self._owned_open_issues():
+            if record.key not in wanted:
+                await self.store.clear_issue(record.key)
+        await self.store.save_snapshot(self.name, snapshot.model_dump(mode="json"))
+
+    async def _owned_open_issues(self) -> list[IssueRecord]:
+        """Open issues this shard is responsible for: its hosts', and unknown hosts'."""
+        configured = {host.fqdn for host in self.config.hosts}
+        mine = {host.fqdn for host in self.hosts}
+        return [
+            record
+            for record in await self.store.open_issues()
+            if record.key.kind in OWNED_KINDS
+            and (record.host in mine or record.host not in configured)
+        ]

@@ -1,0 +1,395 @@
+"""The DNS-based sources: monitored hosts, RBL/DNSBL listings, Sender Score, FCrDNS, HELO.
+
+:func:`collect` runs one cycle of them against the previous snapshot and returns the
+new target states, zone health and per-source reports. The rules that keep verdicts
+trustworthy live in :mod:`exporter.dnsbl`, :mod:`exporter.senderscore` and
+:mod:`exporter.fcrdns`; this module asks the questions and applies them:
+
+- a failed lookup never flips the last trustworthy verdict (``listed`` and check
+  results keep their last value, ``lookup_ok`` goes to 0 with the reason);
+- a zone that fails its self-test gives no verdict that cycle;
+- a host whose name cannot be resolved keeps the addresses it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.reversename
+
+from exporter.config import Config, Host, RblSpec
+from exporter.dnsbl import (
+    LISTED_TEST_IP,
+    NOT_LISTED_TEST_IP,
+    RblVerdict,
+    ZoneHealth,
+    classify,
+    code_meanings,
+    query_name,
+    reverse_name,
+    self_test,
+)
+from exporter.fcrdns import CheckVerdict, forward_check, ptr_check
+from exporter.helo import check_helo
+from exporter.logs import event
+from exporter.resolver import Answer, Query, Resolver
+from exporter.senderscore import SENDERSCORE_ZONE, classify_score
+from exporter.snapshot import CheckState, RblState, Snapshot, SourceState, TargetState, ZoneState
+
+__all__ = ["DnsResults", "SourceReport", "collect"]
+
+_LOG = logging.getLogger("mtarep.exporter.dns")
+_HELO_CONCURRENCY = 50
+_MAX_TXT = 1000
+"""Longest TXT reason kept (remote text; the rest is cut)."""
+
+HeloChecker = Callable[[str, str, int, float], Coroutine[Any, Any, tuple[bool, str]]]
+
+
+@dataclass
+class SourceReport:
+    """What one source did this cycle."""
+
+    duration: float = 0.0
+    errors: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, problem: str) -> None:
+        self.errors += 1
+        if len(self.problems) < 5:  # a summary; every failure is logged
+            self.problems.append(problem)
+
+    def state(self, previous: SourceState | None, now: float) -> SourceState:
+        ok = self.errors == 0
+        before = previous or SourceState()
+        return SourceState(
+            success=ok,
+            duration_seconds=self.duration,
+            last_success=now if ok else before.last_success,
+            errors_total=before.errors_total + self.errors,
+            error="; ".join(self.problems) + (" ..." if self.errors > len(self.problems) else ""),
+        )
+
+
+@dataclass
+class DnsResults:
+    targets: tuple[TargetState, ...]
+    zones: dict[str, ZoneState]
+    reports: dict[str, SourceReport]
+
+
+@dataclass(frozen=True)
+class _Target:
+    host: Host
+    ip: str
+    reversed_ip: str
+
+
+class _Timed:
+    """Times a source's part of the cycle into its report."""
+
+    def __init__(self, report: SourceReport) -> None:
+        self._report = report
+
+    def __enter__(self) -> SourceReport:
+        self._start = time.monotonic()
+        return self._report
+
+    def __exit__(self, *_: object) -> None:
+        self._report.duration += time.monotonic() - self._start
+
+
+def _rbl_state(verdict: RblVerdict, previous: RblState | None, reason: str, now: float) -> RblState:
+    before = previous or RblState()
+    if verdict.state == "unknown":
+        return before.model_copy(update={"lookup_ok": False, "problem": verdict.problem})
+    listed = verdict.state == "listed"
+    return RblState(
+        listed=listed,
+        lookup_ok=True,
+        codes=verdict.codes,
+        meaning=verdict.meaning,
+        reason=reason if listed else "",
+        since=before.since if before.listed == listed else now,
+    )
+
+
+def _check_state(verdict: CheckVerdict, previous: CheckState | None) -> CheckState:
+    if verdict.ok is None:
+        return CheckState(ok=previous.ok if previous else None, detail=verdict.detail)
+    return CheckState(ok=verdict.ok, detail=verdict.detail)
+
+
+class _Collection:
+    def __init__(  # noqa: PLR0917
+        self,
+        config: Config,
+        hosts: Sequence[Host],
+        resolver: Resolver,
+        previous: Snapshot,
+        clock: Callable[[], float],
+        helo_checker: HeloChecker,
+    ) -> None:
+        self.config = config
+        self.hosts = hosts
+        self.resolver = resolver
+        self.clock = clock
+        self.helo_checker = helo_checker
+        self.previous = {(t.host, t.ip): t for t in previous.targets}
+        self.previous_sources = previous.sources
+        self.reports = {
+            name: SourceReport() for name in ("hosts", "rbl", "senderscore", "fcrdns", "helo")
+        }
+        self.forward: dict[tuple[str, str], CheckVerdict] = {}
+
+    def timed(self, source: str) -> _Timed:
+        return _Timed(self.reports[source])
+
+    # -- hosts -----------------------------------------------------------------------
+
+    async def targets(self) -> list[_Target]:
+        with self.timed("hosts") as report:
+            queries: list[Query] = [(h.fqdn, "A") for h in self.hosts]
+            queries += [(h.fqdn, "AAAA") for h in self.hosts]
+            answers = await self.resolver.lookup_many(queries)
+            count = len(self.hosts)
+            targets: list[_Target] = []
+            for host, a, aaaa in zip(self.hosts, answers[:count], answers[count:], strict=True):
+                ips = self._host_ips(host, a, aaaa, report)
+                for ip in ips:
+                    family = a if ipaddress.ip_address(ip).version == 4 else aaaa
+                    self.forward[(host.fqdn, ip)] = forward_check(host.fqdn, ip, family)
+                    targets.append(_Target(host, ip, reverse_name(ip)))
+            return targets
+
+    def _host_ips(self, host: Host, a: Answer, aaaa: Answer, report: SourceReport) -> list[str]:
+        if host.ips:
+            return [str(ipaddress.ip_address(ip)) for ip in host.ips]
+        resolved = list(a.records) + list(aaaa.records) if a.trustworthy else list(aaaa.records)
+        if not a.trustworthy or not aaaa.trustworthy:
+            failed = a if not a.trustworthy else aaaa
+            known = [ip for (name, ip) in self.previous if name == host.fqdn]
+            problem = f"cannot resolve {host.fqdn}: {failed.describe}"
+            report.fail(problem)
+            event(_LOG, "host.unresolved", logging.WARNING, host=host.fqdn, error=problem)
+            resolved = sorted({*resolved, *known}, key=ipaddress.ip_address)
+        elif not resolved:
+            problem = f"{host.fqdn} has no A or AAAA record"
+            report.fail(problem)
+            event(_LOG, "host.no_address", logging.WARNING, host=host.fqdn)
+        return [str(ipaddress.ip_address(ip)) for ip in resolved if ip]
+
+    # -- RBL -------------------------------------------------------------------------
+
+    async def rbl(
+        self, targets: Sequence[_Target], now: float
+    ) -> tuple[dict[tuple[str, str], dict[str, RblState]], dict[str, ZoneState]]:
+        zones = self.config.rbl_zones
+        with self.timed("rbl") as report:
+            probes: list[Query] = []
+            for spec in zones:
+                probes.append((query_name(reverse_name(LISTED_TEST_IP), spec.zone), "A"))
+                probes.append((query_name(reverse_name(NOT_LISTED_TEST_IP), spec.zone), "A"))
+            queries: list[Query] = [
+                (query_name(t.reversed_ip, spec.zone), "A") for t in targets for spec in zones
+            ]
+            answers = await self.resolver.lookup_many(probes + queries)
+            health: dict[str, ZoneHealth] = {}
+            for index, spec in enumerate(zones):
+                health[spec.zone] = self_test(spec.zone, answers[2 * index], answers[2 * index + 1])
+                if not health[spec.zone].healthy:
+                    report.fail(health[spec.zone].problem)
+                    problem = health[spec.zone].problem
+                    event(
+                        _LOG, "rbl.zone_unhealthy", logging.WARNING, rbl=spec.zone, problem=problem
+                    )
+            verdicts = self._rbl_verdicts(targets, zones, answers[len(probes) :], health, report)
+            reasons = await self._reasons(targets, zones, verdicts)
+            states: dict[tuple[str, str], dict[str, RblState]] = {}
+            for t in targets:
+                before = self.previous.get((t.host.fqdn, t.ip))
+                states[(t.host.fqdn, t.ip)] = {
+                    spec.zone: _rbl_state(
+                        verdicts[(t.ip, spec.zone)],
+                        before.rbl.get(spec.zone) if before else None,
+                        reasons.get((t.ip, spec.zone), ""),
+                        now,
+                    )
+                    for spec in zones
+                }
+        zone_states = {
+            zone: ZoneState(healthy=h.healthy, problem=h.problem) for zone, h in health.items()
+        }
+        return states, zone_states
+
+    def _rbl_verdicts(
+        self,
+        targets: Sequence[_Target],
+        zones: Sequence[RblSpec],
+        answers: Sequence[Answer],
+        health: Mapping[str, ZoneHealth],
+        report: SourceReport,
+    ) -> dict[tuple[str, str], RblVerdict]:
+        meanings = {spec.zone: code_meanings(spec.zone, spec.codes) for spec in zones}
+        verdicts: dict[tuple[str, str], RblVerdict] = {}
+        unknown: Counter[tuple[str, str]] = Counter()
+        answer_iter = iter(answers)
+        for t in targets:
+            for spec in zones:
+                answer = next(answer_iter)
+                zone_health = health[spec.zone]
+                if not zone_health.healthy:
+                    verdict = RblVerdict("unknown", problem=zone_health.problem)
+                else:
+                    verdict = classify(answer, meanings[spec.zone])
+                    if verdict.state == "unknown":
+                        unknown[(spec.zone, verdict.problem)] += 1
+                        report.fail(f"{spec.zone} for {t.ip}: {verdict.problem}")
+                verdicts[(t.ip, spec.zone)] = verdict
+        # One line per zone and reason, not one per IP: a refusal code hits every IP.
+        for (zone, problem), count in unknown.items():
+            event(_LOG, "rbl.unknown", logging.WARNING, rbl=zone, ips=count, problem=problem)
+        return verdicts
+
+    async def _reasons(
+        self,
+        targets: Sequence[_Target],
+        zones: Sequence[RblSpec],
+        verdicts: Mapping[tuple[str, str], RblVerdict],
+    ) -> dict[tuple[str, str], str]:
+        listed = [
+            (t, spec.zone)
+            for t in targets
+            for spec in zones
+            if verdicts[(t.ip, spec.zone)].state == "listed"
+        ]
+        answers = await self.resolver.lookup_many(
+            [(query_name(t.reversed_ip, zone), "TXT") for t, zone in listed]
+        )
+        return {
+            (t.ip, zone): " ".join(answer.records)[:_MAX_TXT]
+            for (t, zone), answer in zip(listed, answers, strict=True)
+            if answer.status == "answer"
+        }
+
+    # -- Sender Score ------------------------------------------------------------------
+
+    async def senderscore(
+        self, targets: Sequence[_Target]
+    ) -> dict[tuple[str, str], tuple[int | None, str]]:
+        scored = [t for t in targets if ipaddress.ip_address(t.ip).version == 4]
+        with self.timed("senderscore") as report:
+            answers = await self.resolver.lookup_many(
+                [(query_name(t.reversed_ip, SENDERSCORE_ZONE), "A") for t in scored]
+            )
+            scores: dict[tuple[str, str], tuple[int | None, str]] = {}
+            for t, answer in zip(scored, answers, strict=True):
+                verdict = classify_score(answer)
+                if verdict.state == "unknown":
+                    report.fail(f"Sender Score for {t.ip}: {verdict.problem}")
+                    event(
+                        _LOG,
+                        "senderscore.unknown",
+                        logging.WARNING,
+                        ip=t.ip,
+                        problem=verdict.problem,
+                    )
+                    before = self.previous.get((t.host.fqdn, t.ip))
+                    scores[(t.host.fqdn, t.ip)] = (
+                        before.senderscore if before else None,
+                        verdict.problem,
+                    )
+                else:
+                    scores[(t.host.fqdn, t.ip)] = (verdict.score, "")
+            return scores
+
+    # -- FCrDNS and HELO ------------------------------------------------------------------
+
+    async def fcrdns(
+        self, targets: Sequence[_Target]
+    ) -> dict[tuple[str, str], dict[str, CheckVerdict]]:
+        with self.timed("fcrdns") as report:
+            answers = await self.resolver.lookup_many(
+                [(dns.reversename.from_address(t.ip).to_text(), "PTR") for t in targets]
+            )
+            verdicts: dict[tuple[str, str], dict[str, CheckVerdict]] = {}
+            for t, answer in zip(targets, answers, strict=True):
+                key = (t.host.fqdn, t.ip)
+                verdicts[key] = {
+                    "ptr": ptr_check(t.host.fqdn, answer),
+                    "forward": self.forward[key],
+                }
+                for check, verdict in verdicts[key].items():
+                    if verdict.ok is None:
+                        report.fail(f"{check} for {t.ip}: {verdict.detail}")
+            return verdicts
+
+    async def helo(self, targets: Sequence[_Target]) -> dict[tuple[str, str], CheckVerdict]:
+        settings = self.config.helo_check
+        if not settings.enabled:
+            return {}
+        limit = asyncio.Semaphore(_HELO_CONCURRENCY)
+
+        async def one(t: _Target) -> CheckVerdict:
+            async with limit:
+                ok, detail = await self.helo_checker(
+                    t.ip, t.host.fqdn, settings.port, settings.timeout
+                )
+            return CheckVerdict(ok, detail)
+
+        with self.timed("helo"):
+            async with asyncio.TaskGroup() as group:
+                tasks = {(t.host.fqdn, t.ip): group.create_task(one(t)) for t in targets}
+            return {key: task.result() for key, task in tasks.items()}
+
+
+async def collect(
+    config: Config,
+    hosts: Sequence[Host],
+    resolver: Resolver,
+    previous: Snapshot,
+    *,
+    clock: Callable[[], float] = time.time,
+    helo_checker: HeloChecker = check_helo,
+) -> DnsResults:
+    """One cycle of the DNS sources for ``hosts`` (this shard's), given the last snapshot."""
+    run = _Collection(config, hosts, resolver, previous, clock, helo_checker)
+    now = clock()
+    targets = await run.targets()
+    async with asyncio.TaskGroup() as group:
+        rbl_task = group.create_task(run.rbl(targets, now))
+        score_task = group.create_task(run.senderscore(targets))
+        fcrdns_task = group.create_task(run.fcrdns(targets))
+        helo_task = group.create_task(run.helo(targets))
+    rbl_states, zones = rbl_task.result()
+    scores, fcrdns, helo = score_task.result(), fcrdns_task.result(), helo_task.result()
+    states: list[TargetState] = []
+    for t in targets:
+        key = (t.host.fqdn, t.ip)
+        before = run.previous.get(key)
+        verdicts = dict(fcrdns[key])
+        if key in helo:
+            verdicts["helo"] = helo[key]
+        score, score_problem = scores.get(key, (None, ""))
+        states.append(
+            TargetState(
+                host=t.host.fqdn,
+                ip=t.ip,
+                ssh_host=t.host.ssh_host,
+                senderscore=score,
+                senderscore_problem=score_problem,
+                rbl=rbl_states[key],
+                checks={
+                    check: _check_state(verdict, before.checks.get(check) if before else None)
+                    for check, verdict in verdicts.items()
+                },
+            )
+        )
+    return DnsResults(tuple(states), zones, run.reports)

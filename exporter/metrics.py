@@ -1,0 +1,137 @@
+"""``/metrics``: a custom Collector that renders the latest snapshot, and nothing else.
+
+No I/O at scrape time: every family is built fresh from the snapshot, so a series
+disappears the cycle its subject does (a delisted IP is no longer "listed", a
+removed zone is gone). Label values come from the configuration and the closed
+sets in :mod:`exporter.snapshot`; free text (TXT reasons, errors) stays in Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.snapshot import SOURCES, Snapshot
+
+__all__ = ["SnapshotCollector", "build_registry", "render"]
+
+
+class SnapshotCollector(Collector):
+    """Renders ``latest()`` on every scrape."""
+
+    def __init__(self, latest: Callable[[], Snapshot]) -> None:
+        self._latest = latest
+
+    def describe(self) -> list[Metric]:
+        return []  # families depend on the snapshot: no description ahead of time
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._latest()
+        target_labels = ["host", "ip"]
+        info = GaugeMetricFamily(
+            "mtarep_host_info", "1 per monitored (host, ip)", labels=["host", "ip", "ssh_host"]
+        )
+        score = GaugeMetricFamily(
+            "mtarep_senderscore",
+            "Sender Score 0-100; absent when the IP has none",
+            labels=target_labels,
+        )
+        listed = GaugeMetricFamily(
+            "mtarep_rbl_listed",
+            "1 listed, 0 not listed: the last trustworthy answer of the zone",
+            labels=[*target_labels, "rbl"],
+        )
+        lookup_ok = GaugeMetricFamily(
+            "mtarep_rbl_lookup_ok",
+            "1 when this cycle's lookup gave a trustworthy answer",
+            labels=[*target_labels, "rbl"],
+        )
+        listings = GaugeMetricFamily(
+            "mtarep_rbl_listings", "How many zones list the IP", labels=target_labels
+        )
+        checks = GaugeMetricFamily(
+            "mtarep_dns_check_ok",
+            "1 pass, 0 fail (check = ptr, forward, helo); absent until known",
+            labels=[*target_labels, "check"],
+        )
+        for target in snapshot.targets:
+            pair = [target.host, target.ip]
+            info.add_metric([*pair, target.ssh_host], 1)
+            if target.senderscore is not None:
+                score.add_metric(pair, target.senderscore)
+            for zone, state in target.rbl.items():
+                if state.listed is not None:
+                    listed.add_metric([*pair, zone], 1 if state.listed else 0)
+                lookup_ok.add_metric([*pair, zone], 1 if state.lookup_ok else 0)
+            listings.add_metric(pair, len(target.listings))
+            for check, check_state in target.checks.items():
+                if check_state.ok is not None:
+                    checks.add_metric([*pair, check], 1 if check_state.ok else 0)
+        healthy = GaugeMetricFamily(
+            "mtarep_rbl_zone_healthy",
+            "1 when the zone lists 127.0.0.2 and not 127.0.0.1 (RFC 5782 self-test)",
+            labels=["rbl"],
+        )
+        for zone, zone_state in snapshot.zones.items():
+            healthy.add_metric([zone], 1 if zone_state.healthy else 0)
+        yield from (info, score, listed, lookup_ok, listings, checks, healthy)
+        yield from _collection_families(snapshot)
+        queries = CounterMetricFamily(
+            "mtarep_dns_queries",
+            "DNS lookups by result (answered by the name servers or c-ares' TTL cache)",
+            labels=["result"],
+        )
+        for result, count in sorted(snapshot.dns_lookups.items()):
+            queries.add_metric([result], count)
+        yield queries
+
+
+def _collection_families(snapshot: Snapshot) -> Iterator[Metric]:
+    success = GaugeMetricFamily(
+        "mtarep_collection_success", "1 when the source's last run had no error", labels=["source"]
+    )
+    duration = GaugeMetricFamily(
+        "mtarep_collection_duration_seconds",
+        "How long the source's last run took",
+        labels=["source"],
+    )
+    last = GaugeMetricFamily(
+        "mtarep_collection_last_success_timestamp_seconds",
+        "When the source last ran without error",
+        labels=["source"],
+    )
+    errors = CounterMetricFamily(
+        "mtarep_collection_errors",
+        "Failed lookups, checks or writes of the source",
+        labels=["source"],
+    )
+    for source in SOURCES:
+        state = snapshot.sources.get(source)
+        if state is None:
+            continue
+        success.add_metric([source], 1 if state.success else 0)
+        duration.add_metric([source], state.duration_seconds)
+        if state.last_success is not None:
+            last.add_metric([source], state.last_success)
+        errors.add_metric([source], state.errors_total)
+    yield from (success, duration, last, errors)
+
+
+def build_registry(latest: Callable[[], Snapshot]) -> CollectorRegistry:
+    """The exporter's own registry (never the global one): build info and the snapshot."""
+    registry = CollectorRegistry(auto_describe=True)
+    build_info = Gauge(
+        "mtarep_build_info", "mtarep version, always 1", ["version"], registry=registry
+    )
+    build_info.labels(version=__version__).set(1)
+    registry.register(SnapshotCollector(latest))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition of ``registry``."""
+    return generate_latest(registry)
