@@ -7,10 +7,25 @@ from pathlib import Path
 
 import requests
 
+from tests.harness.ports import free_port
 from tests.harness.process import LoopbackServer, ManagedProcess
 from tests.harness.wait import DEFAULT_TIMEOUT
 
 BIN = Path(sys.executable).parent
+
+
+def offline_checks(dns_port: int | None = None) -> str:
+    """Config lines that keep a test exporter's checks on this machine.
+
+    Lookups go to ``dns_port`` on 127.0.0.1 (a test name server, or by default a free
+    port where nothing answers) and the HELO check is off: no test sends a query to
+    the system resolver or connects to port 25 anywhere.
+    """
+    port = dns_port if dns_port is not None else free_port()
+    return (
+        f"dns: {{nameservers: [127.0.0.1], port: {port}, timeout: 0.2s, attempts: 1}}\n"
+        "helo_check: {enabled: false}\n"
+    )
 
 
 class MtarepProcess(LoopbackServer):
