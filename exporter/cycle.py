@@ -152,20 +152,27 @@ class Collection:
             sources=sources,
             dns_lookups=lookups,
         )
-        store_report = SourceReport()
+        report = SourceReport()
         started = time.monotonic()
+
+        def with_store_state() -> Snapshot:
+            report.duration = time.monotonic() - started
+            state = report.state(sources["store"], now)
+            return self.snapshot.model_copy(update={"sources": {**sources, "store": state}})
+
         try:
             await self._write(previous)
+            # Saved with this cycle's store state, so a restart shows it as it was.
+            self.snapshot = with_store_state()
+            await self.store.save_snapshot(self.name, self.snapshot.model_dump(mode="json"))
         except StoreError as error:
-            store_report.fail(str(error))
+            report.fail(str(error))
             event(self.log, "store.write_failed", logging.ERROR, error=str(error))
-        store_report.duration = time.monotonic() - started
-        self.snapshot = self.snapshot.model_copy(
-            update={"sources": {**sources, "store": store_report.state(sources["store"], now)}}
-        )
+            self.snapshot = with_store_state()
         return self.snapshot
 
     async def _write(self, previous: Snapshot) -> None:
+        """Host results, issues and history of the published snapshot."""
         snapshot = self.snapshot
         before = {(t.host, t.ip): t for t in previous.targets}
         by_host: dict[str, list[TargetState]] = {}
@@ -194,7 +201,6 @@ class Collection:
         for record in await self._owned_open_issues():
             if record.key not in wanted:
                 await self.store.clear_issue(record.key)
-        await self.store.save_snapshot(self.name, snapshot.model_dump(mode="json"))
 
     async def _owned_open_issues(self) -> list[IssueRecord]:
         """Open issues this shard is responsible for: its hosts', and unknown hosts'."""

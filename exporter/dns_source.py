@@ -50,7 +50,7 @@ _HELO_CONCURRENCY = 50
 _MAX_TXT = 1000
 """Longest TXT reason kept (remote text; the rest is cut)."""
 
-HeloChecker = Callable[[str, str, int, float], Coroutine[Any, Any, tuple[bool, str]]]
+HeloChecker = Callable[[str, str, int, float], Coroutine[Any, Any, tuple[bool | None, str]]]
 
 
 @dataclass
@@ -106,11 +106,16 @@ class _Timed:
         self._report.duration += time.monotonic() - self._start
 
 
-def _rbl_state(verdict: RblVerdict, previous: RblState | None, reason: str, now: float) -> RblState:
+def _rbl_state(
+    verdict: RblVerdict, previous: RblState | None, reason: str | None, now: float
+) -> RblState:
+    """The new state; ``reason`` is the listing's TXT text, None when that lookup failed."""
     before = previous or RblState()
     if verdict.state == "unknown":
         return before.model_copy(update={"lookup_ok": False, "problem": verdict.problem})
     listed = verdict.state == "listed"
+    if reason is None:  # keep the reason we had rather than forget it
+        reason = before.reason if before.listed else ""
     return RblState(
         listed=listed,
         lookup_ok=True,
@@ -119,6 +124,11 @@ def _rbl_state(verdict: RblVerdict, previous: RblState | None, reason: str, now:
         reason=reason if listed else "",
         since=before.since if before.listed == listed else now,
     )
+
+
+def _address_order(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
 
 
 def _check_state(verdict: CheckVerdict, previous: CheckState | None) -> CheckState:
@@ -179,7 +189,8 @@ class _Collection:
             problem = f"cannot resolve {host.fqdn}: {failed.describe}"
             report.fail(problem)
             event(_LOG, "host.unresolved", logging.WARNING, host=host.fqdn, error=problem)
-            resolved = sorted({*resolved, *known}, key=ipaddress.ip_address)
+            # IPv4 first: addresses of different versions do not compare (TypeError).
+            resolved = sorted({*resolved, *known}, key=_address_order)
         elif not resolved:
             problem = f"{host.fqdn} has no A or AAAA record"
             report.fail(problem)
@@ -219,7 +230,7 @@ class _Collection:
                     spec.zone: _rbl_state(
                         verdicts[(t.ip, spec.zone)],
                         before.rbl.get(spec.zone) if before else None,
-                        reasons.get((t.ip, spec.zone), ""),
+                        reasons.get((t.ip, spec.zone)),
                         now,
                     )
                     for spec in zones
@@ -263,7 +274,8 @@ class _Collection:
         targets: Sequence[_Target],
         zones: Sequence[RblSpec],
         verdicts: Mapping[tuple[str, str], RblVerdict],
-    ) -> dict[tuple[str, str], str]:
+    ) -> dict[tuple[str, str], str | None]:
+        """The TXT text of each listing; None when its TXT lookup failed."""
         listed = [
             (t, spec.zone)
             for t in targets
@@ -274,9 +286,8 @@ class _Collection:
             [(query_name(t.reversed_ip, zone), "TXT") for t, zone in listed]
         )
         return {
-            (t.ip, zone): " ".join(answer.records)[:_MAX_TXT]
+            (t.ip, zone): " ".join(answer.records)[:_MAX_TXT] if answer.trustworthy else None
             for (t, zone), answer in zip(listed, answers, strict=True)
-            if answer.status == "answer"
         }
 
     # -- Sender Score ------------------------------------------------------------------
@@ -342,9 +353,11 @@ class _Collection:
                 ok, detail = await self.helo_checker(
                     t.ip, t.host.fqdn, settings.port, settings.timeout
                 )
+            if ok is None:  # no greeting: the banner could not be checked
+                report.fail(f"helo for {t.ip}: {detail}")
             return CheckVerdict(ok, detail)
 
-        with self.timed("helo"):
+        with self.timed("helo") as report:
             async with asyncio.TaskGroup() as group:
                 tasks = {(t.host.fqdn, t.ip): group.create_task(one(t)) for t in targets}
             return {key: task.result() for key, task in tasks.items()}

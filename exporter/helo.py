@@ -84,11 +84,15 @@ def helo_matches(greeting: str, fqdn: str) -> bool:
     return name is not None and bool(expected) and name.rstrip(".").lower() == expected
 
 
-async def check_helo(ip: str, fqdn: str, port: int, timeout: float) -> tuple[bool, str]:
-    """(ok, detail): whether the MTA at ``ip`` announces ``fqdn``, and a sentence saying so."""
+async def check_helo(ip: str, fqdn: str, port: int, timeout: float) -> tuple[bool | None, str]:
+    """(ok, detail): whether the MTA at ``ip`` announces ``fqdn``, and a sentence saying so.
+
+    ``ok`` is None when no greeting came (refused, timed out, closed): the banner
+    could not be checked, which is not the same as a wrong banner.
+    """
     banner = await read_greeting(ip, port, timeout)
     if banner.greeting is None:
-        return False, f"no SMTP greeting: {banner.error}"
+        return None, f"no SMTP greeting: {banner.error}"
     name = _announced_name(banner.greeting)
     if name is None:
         return False, f"banner names no host: {_printable(banner.greeting)}"

@@ -198,8 +198,8 @@ class Resolver:
         channel, self._channel = self._channel, None
         if channel is None:
             return
-        for batch, *_ in self._queue:
-            batch.cancelled = True
+        for batch, index, *_ in self._queue:  # their callers must not wait forever
+            batch.settle(index, Answer("error", detail="resolver closed"))
         self._queue.clear()
         channel.cancel()
         if self._timer is not None:
@@ -235,11 +235,23 @@ class Resolver:
                 continue
             self._in_flight += 1
             query_type = _QUERY_TYPES[record_type]
-            # c-ares may answer from its cache inside query(): the callback only records.
-            channel.query(name, query_type, callback=self._on_answer(batch, index, query_type))
+            settle = self._on_answer(batch, index, query_type)
+            try:
+                # c-ares may answer from its cache inside query(): the callback only records.
+                channel.query(name, query_type, callback=settle)
+            except pycares.AresError as error:
+                # Not sent (a malformed name, every server known to be down): c-ares has
+                # normally called back with the failure already; if not, settle it now.
+                settle(None, error.args[0])
 
     def _on_answer(self, batch: _Batch, index: int, query_type: int) -> Callable[[Any, Any], None]:
+        settled = False
+
         def settle(result: Any, error: int | None) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
             self._in_flight -= 1
             answer = _answer(result, error, query_type)
             self.counts[answer.status] += 1
