@@ -138,22 +138,19 @@ def _check_state(verdict: CheckVerdict, previous: CheckState | None) -> CheckSta
 
 
 class _Collection:
-    def __init__(  # noqa: PLR0917
+    def __init__(
         self,
         config: Config,
         hosts: Sequence[Host],
         resolver: Resolver,
         previous: Snapshot,
-        clock: Callable[[], float],
         helo_checker: HeloChecker,
     ) -> None:
         self.config = config
         self.hosts = hosts
         self.resolver = resolver
-        self.clock = clock
         self.helo_checker = helo_checker
         self.previous = {(t.host, t.ip): t for t in previous.targets}
-        self.previous_sources = previous.sources
         self.reports = {
             name: SourceReport() for name in ("hosts", "rbl", "senderscore", "fcrdns", "helo")
         }
@@ -373,7 +370,7 @@ async def collect(
     helo_checker: HeloChecker = check_helo,
 ) -> DnsResults:
     """One cycle of the DNS sources for ``hosts`` (this shard's), given the last snapshot."""
-    run = _Collection(config, hosts, resolver, previous, clock, helo_checker)
+    run = _Collection(config, hosts, resolver, previous, helo_checker)
     now = clock()
     targets = await run.targets()
     async with asyncio.TaskGroup() as group:

@@ -21,6 +21,10 @@ from exporter.logs import event
 
 _LOG = logging.getLogger(__name__)
 
+STOP_TIMEOUT = 5.0
+"""How long :meth:`Scheduler.stop` waits for a cycle in progress to end."""
+_CANCEL_AGAIN_AFTER = 0.05
+
 
 class Scheduler:
     """Calls ``run_cycle`` every ``interval`` seconds of ``clock`` until cancelled.
@@ -54,6 +58,7 @@ class Scheduler:
         self._last_duration: float | None = None
         self._last_error: str | None = None
         self._running = False
+        self._stopping = False
 
     @property
     def interval(self) -> float:
@@ -97,13 +102,14 @@ class Scheduler:
         return self._running
 
     async def run(self) -> None:
-        """Run cycles until cancelled; never returns normally."""
+        """Run cycles until cancelled (or, after :meth:`stop`, until the cycle ends)."""
         if self._active:
             raise RuntimeError("Scheduler.run() is already running")
         self._active = True
+        self._stopping = False
         try:
             next_start = self._clock()
-            while True:
+            while not self._stopping:
                 # A loop, not one sleep: a sleep may wake a little early.
                 while (delay := next_start - self._clock()) > 0:
                     await self._sleep(delay)
@@ -112,6 +118,25 @@ class Scheduler:
                 next_start = started + self._interval
         finally:
             self._active = False
+
+    async def stop(self, task: asyncio.Task[None], timeout: float = STOP_TIMEOUT) -> bool:
+        """End ``task`` (running :meth:`run`); False if it still runs after ``timeout``.
+
+        A cancellation can be lost inside a library call (redis-py's asyncio client
+        absorbs one that arrives in the middle of a command, and the command goes
+        on): so no new cycle starts once ``stop`` is called, and the task is
+        cancelled again until it ends.
+        """
+        self._stopping = True
+        deadline = time.monotonic() + timeout
+        while not task.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                event(self._log, "scheduler.stop_timed_out", logging.ERROR, seconds=timeout)
+                return False
+            task.cancel()
+            await asyncio.wait({task}, timeout=min(_CANCEL_AGAIN_AFTER, remaining))
+        return True
 
     async def _run_once(self) -> float:
         """Run one cycle, record its outcome and return its start time."""

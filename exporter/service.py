@@ -77,9 +77,7 @@ def build_app(store: Store, config: Config) -> Starlette:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await scheduler.stop(task)
             await resolver.close()
 
     async def metrics(request: Request) -> Response:

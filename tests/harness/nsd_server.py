@@ -1,6 +1,6 @@
 """A real authoritative ``nsd`` on a free loopback port, serving test zones."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dns.exception
@@ -45,17 +45,34 @@ def zone_text(origin: str, records: list[str], ttl: int = 300, serial: int = 1) 
     return "\n".join(lines) + "\n"
 
 
+IPV6_HOST = "::1"
+
+
 class NsdServer(LoopbackServer):
     """``nsd -d`` serving ``zones`` (zone name -> full zone file text) on 127.0.0.1.
 
     Zone files and config are checked with ``nsd-checkzone``/``nsd-checkconf`` before
     it starts (a :class:`CommandFailedError` carries their output). Readiness is a real
     UDP query for the SOA of the first zone. Rate limiting (RRL) is off.
+
+    ``servfail_zones`` are configured as secondary zones whose primary (a port nobody
+    listens on) never gives them: nsd answers SERVFAIL for every name in them.
+    ``ipv6=True`` also serves on ``::1`` (same port; the caller checks ``::1`` exists).
     """
 
-    def __init__(self, base_dir: Path, zones: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        zones: Mapping[str, str],
+        port: int | None = None,
+        *,
+        servfail_zones: Sequence[str] = (),
+        ipv6: bool = False,
+    ) -> None:
         if not zones:
             raise ValueError("NsdServer needs at least one zone")
+        self.servfail_zones = tuple(_absolute(zone).lower() for zone in servfail_zones)
+        self.ipv6 = ipv6
         self._nsd = require_binary("nsd", "nsd")
         self._checkconf = require_binary("nsd-checkconf", "nsd")
         self._checkzone = require_binary("nsd-checkzone", "nsd")
@@ -108,8 +125,9 @@ class NsdServer(LoopbackServer):
         lines = [
             "server:",
             f"    ip-address: {HOST}@{self._port}",
+            *([f"    ip-address: {IPV6_HOST}@{self._port}"] if self.ipv6 else []),
             f"    port: {self._port}",
-            "    do-ip6: no",
+            f"    do-ip6: {'yes' if self.ipv6 else 'no'}",
             '    username: ""',
             '    chroot: ""',
             f'    zonesdir: "{self.zones_dir}"',
@@ -128,6 +146,15 @@ class NsdServer(LoopbackServer):
         ]
         for zone in self._zones:
             lines += ["zone:", f"    name: {zone}", f'    zonefile: "{self._zone_file(zone)}"']
+        if self.servfail_zones:
+            dead_primary = f"{HOST}@{free_port()}"  # nothing listens there: never loaded
+            for zone in self.servfail_zones:
+                lines += [
+                    "zone:",
+                    f"    name: {zone}",
+                    f"    request-xfr: {dead_primary} NOKEY",
+                    f"    allow-notify: {HOST} NOKEY",
+                ]
         return "\n".join(lines) + "\n"
 
     def _soa_answered(self, zone: str) -> Callable[[], bool]:
@@ -171,4 +198,4 @@ class NsdServer(LoopbackServer):
 NsdFactory = Callable[[Mapping[str, str]], NsdServer]
 """Type of the ``nsd_factory`` fixture: starts an :class:`NsdServer` for the given zones."""
 
-__all__ = ["NS_HOST", "CommandFailedError", "NsdFactory", "NsdServer", "zone_text"]
+__all__ = ["IPV6_HOST", "NS_HOST", "CommandFailedError", "NsdFactory", "NsdServer", "zone_text"]

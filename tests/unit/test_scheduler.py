@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -300,6 +301,69 @@ async def test_cancel_during_a_real_sleep_is_prompt() -> None:
     await cancel(task)
     assert calls == 1
     assert scheduler.running is False
+
+
+async def test_stop_ends_a_cycle_that_absorbs_one_cancellation() -> None:
+    """Like redis-py's client: the cancel lands inside a command, which goes on."""
+    release = asyncio.Event()
+    absorbed = 0
+
+    async def absorbing() -> None:
+        nonlocal absorbed
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                absorbed += 1
+                if absorbed == 1:
+                    continue  # swallowed: the "command" goes on
+                raise
+
+    scheduler = Scheduler(absorbing, 3600)
+    task = asyncio.create_task(scheduler.run())
+    await until(lambda: scheduler.running)
+
+    assert await scheduler.stop(task, timeout=5) is True
+    assert task.done()
+    assert absorbed == 2  # cancelled again after the first was lost
+    assert scheduler.running is False
+
+
+async def test_stop_after_a_swallowed_cancellation_starts_no_new_cycle() -> None:
+    started = 0
+
+    async def swallowing() -> None:
+        nonlocal started
+        started += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+
+    scheduler = Scheduler(swallowing, 3600)
+    task = asyncio.create_task(scheduler.run())
+    await until(lambda: scheduler.running)
+
+    assert await scheduler.stop(task, timeout=5) is True
+    assert started == 1
+    assert not task.cancelled()  # it ended on its own, after its cycle
+
+
+async def test_stop_gives_up_after_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    give_up = False
+
+    async def unstoppable() -> None:
+        while not give_up:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    scheduler = Scheduler(unstoppable, 3600, log=logging.getLogger(LOGGER))
+    task = asyncio.create_task(scheduler.run())
+    await until(lambda: scheduler.running)
+
+    assert await scheduler.stop(task, timeout=0.2) is False
+    assert len(events(caplog, "scheduler.stop_timed_out")) == 1
+    give_up = True  # clean up: the next (swallowed) cancel now ends the cycle and run()
+    task.cancel()
+    await until(task.done)
 
 
 async def test_cancelled_error_from_the_cycle_is_not_swallowed(advance_time: FakeTime) -> None:
