@@ -22,8 +22,6 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dns.reversename
-
 from exporter.config import Config, Host, RblSpec
 from exporter.dnsbl import (
     LISTED_TEST_IP,
@@ -34,6 +32,7 @@ from exporter.dnsbl import (
     code_meanings,
     query_name,
     reverse_name,
+    reverse_names,
     self_test,
 )
 from exporter.fcrdns import CheckVerdict, forward_check, ptr_check
@@ -49,6 +48,8 @@ _LOG = logging.getLogger("mtarep.exporter.dns")
 _HELO_CONCURRENCY = 50
 _MAX_TXT = 1000
 """Longest TXT reason kept (remote text; the rest is cut)."""
+
+_NO_HISTORY = RblState()
 
 HeloChecker = Callable[[str, str, int, float], Coroutine[Any, Any, tuple[bool | None, str]]]
 
@@ -90,6 +91,7 @@ class _Target:
     host: Host
     ip: str
     reversed_ip: str
+    ptr_name: str
 
 
 class _Timed:
@@ -107,10 +109,22 @@ class _Timed:
 
 
 def _rbl_state(
-    verdict: RblVerdict, previous: RblState | None, reason: str | None, now: float
+    verdict: RblVerdict,
+    previous: RblState | None,
+    reason: str | None,
+    clean: RblState,
 ) -> RblState:
-    """The new state; ``reason`` is the listing's TXT text, None when that lookup failed."""
-    before = previous or RblState()
+    """The new state; ``reason`` is the listing's TXT text, None when that lookup failed.
+
+    ``clean`` is this cycle's "not listed, nothing before" state: shared, like an
+    unchanged previous state, because most of 50,000 states per cycle are one of the two.
+    """
+    if verdict.state == "not_listed":
+        if previous is None:
+            return clean
+        if previous.listed is False and previous.lookup_ok and not previous.problem:
+            return previous
+    before = previous or _NO_HISTORY
     if verdict.state == "unknown":
         return before.model_copy(update={"lookup_ok": False, "problem": verdict.problem})
     listed = verdict.state == "listed"
@@ -122,7 +136,7 @@ def _rbl_state(
         codes=verdict.codes,
         meaning=verdict.meaning,
         reason=reason if listed else "",
-        since=before.since if before.listed == listed else now,
+        since=before.since if before.listed == listed else clean.since,
     )
 
 
@@ -173,7 +187,7 @@ class _Collection:
                 for ip in ips:
                     family = a if ipaddress.ip_address(ip).version == 4 else aaaa
                     self.forward[(host.fqdn, ip)] = forward_check(host.fqdn, ip, family)
-                    targets.append(_Target(host, ip, reverse_name(ip)))
+                    targets.append(_Target(host, ip, *reverse_names(ip)))
             return targets
 
     def _host_ips(self, host: Host, a: Answer, aaaa: Answer, report: SourceReport) -> list[str]:
@@ -220,6 +234,7 @@ class _Collection:
                     )
             verdicts = self._rbl_verdicts(targets, zones, answers[len(probes) :], health, report)
             reasons = await self._reasons(targets, zones, verdicts)
+            clean = RblState(listed=False, lookup_ok=True, since=now)
             states: dict[tuple[str, str], dict[str, RblState]] = {}
             for t in targets:
                 before = self.previous.get((t.host.fqdn, t.ip))
@@ -228,7 +243,7 @@ class _Collection:
                         verdicts[(t.ip, spec.zone)],
                         before.rbl.get(spec.zone) if before else None,
                         reasons.get((t.ip, spec.zone)),
-                        now,
+                        clean,
                     )
                     for spec in zones
                 }
@@ -324,9 +339,7 @@ class _Collection:
         self, targets: Sequence[_Target]
     ) -> dict[tuple[str, str], dict[str, CheckVerdict]]:
         with self.timed("fcrdns") as report:
-            answers = await self.resolver.lookup_many(
-                [(dns.reversename.from_address(t.ip).to_text(), "PTR") for t in targets]
-            )
+            answers = await self.resolver.lookup_many([(t.ptr_name, "PTR") for t in targets])
             verdicts: dict[tuple[str, str], dict[str, CheckVerdict]] = {}
             for t, answer in zip(targets, answers, strict=True):
                 key = (t.host.fqdn, t.ip)

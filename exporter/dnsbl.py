@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import dns.reversename
-
 from exporter.resolver import Answer
 
 __all__ = [
@@ -37,6 +35,7 @@ __all__ = [
     "code_meanings",
     "query_name",
     "reverse_name",
+    "reverse_names",
     "self_test",
 ]
 
@@ -80,15 +79,15 @@ def code_meanings(zone: str, configured: Mapping[str, str]) -> dict[str, str]:
     return meanings
 
 
+def reverse_names(ip: str) -> tuple[str, str]:
+    """``ip`` reversed for DNSBL queries (octets, or 32 nibbles for IPv6) and its PTR name."""
+    pointer = ipaddress.ip_address(ip).reverse_pointer  # ...in-addr.arpa / ...ip6.arpa
+    return pointer.rsplit(".", 2)[0], pointer + "."
+
+
 def reverse_name(ip: str) -> str:
     """The DNSBL form of ``ip``: reversed octets, or all 32 nibbles reversed for IPv6."""
-    name = dns.reversename.from_address(ip)
-    origin = (
-        dns.reversename.ipv4_reverse_domain
-        if ipaddress.ip_address(ip).version == 4
-        else dns.reversename.ipv6_reverse_domain
-    )
-    return name.relativize(origin).to_text()
+    return reverse_names(ip)[0]
 
 
 def query_name(reversed_ip: str, zone: str) -> str:
@@ -107,10 +106,13 @@ class RblVerdict:
     """Why the verdict is unknown (empty otherwise)."""
 
 
+_NOT_LISTED = RblVerdict("not_listed")
+
+
 def classify(answer: Answer, meanings: Mapping[str, str]) -> RblVerdict:
     """Judge a DNSBL A answer; ``meanings`` names the listing codes (see ``code_meanings``)."""
     if answer.status in ("nxdomain", "nodata"):
-        return RblVerdict("not_listed")
+        return _NOT_LISTED
     if answer.status != "answer":
         return RblVerdict("unknown", problem=f"lookup failed: {answer.describe}")
     codes = tuple(sorted(set(answer.records), key=_address_key))

@@ -44,7 +44,10 @@ def forward_check(fqdn: str, ip: str, answer: Answer) -> CheckVerdict:
         return CheckVerdict(False, f"{fqdn} has no {kind} record")
     if answer.status != "answer":
         return CheckVerdict(None, f"lookup of {fqdn} failed: {answer.describe}")
+    # Most answers spell the address as ``ip`` does; parse only when they do not.
     wanted = ipaddress.ip_address(ip)
-    if any(ipaddress.ip_address(address) == wanted for address in answer.records):
+    if ip in answer.records or any(
+        ipaddress.ip_address(address) == wanted for address in answer.records
+    ):
         return CheckVerdict(True, f"{fqdn} resolves to {ip}")
     return CheckVerdict(False, f"{fqdn} resolves to {answer.describe}, not {ip}")

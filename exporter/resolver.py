@@ -50,6 +50,9 @@ _FAILURES: Final[dict[int, Status]] = {
 _MAX_TIMER = 0.25
 """Longest wait before c-ares is asked to handle its timeouts and retries."""
 _MIN_TIMER = 0.001
+_BUFFER_PER_QUERY = 4096
+_MIN_RECEIVE_BUFFER = 1 << 20
+"""The kernel caps a socket's receive buffer at net.core.rmem_max (often 4 MiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,9 @@ class Resolver:
             tries=attempts,
             sock_state_cb=self._socket_state,
             flags=pycares.ARES_FLAG_NOSEARCH,
+            # Room for every answer in flight: the default buffer (208 KiB) dropped
+            # ~34 of the first 200 answers of a cycle, each then waiting a timeout.
+            socket_receive_buffer_size=max(_MIN_RECEIVE_BUFFER, concurrency * _BUFFER_PER_QUERY),
             **options,
         )
 
