@@ -14,7 +14,7 @@ from exporter.config import DEFAULT_CONFIG_PATH, ENV_CONFIG, ConfigError, Loaded
 from exporter.config_summary import summary
 from exporter.cycle import Collection
 from exporter.logs import event
-from exporter.metrics import build_registry, render
+from exporter.metrics import render_snapshot
 from exporter.service import build_app, make_resolver
 from exporter.store import StoreError
 from exporter.web import StartupFailed, opened_store, run_service
@@ -104,7 +104,7 @@ async def run_once(loaded: LoadedConfig, log_level: str = "INFO") -> int:
                 await resolver.close()
     except StartupFailed:
         return 1
-    sys.stdout.write(render(build_registry(lambda: snapshot)).decode())
+    sys.stdout.write(render_snapshot(snapshot).decode())
     return 0 if snapshot.sources["store"].success else 1
 
 

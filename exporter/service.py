@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from exporter.config import Config
 from exporter.cycle import Collection
-from exporter.metrics import build_registry, render
+from exporter.metrics import MetricsPage
 from exporter.resolver import Resolver
 from exporter.scheduler import Scheduler
 from exporter.store import Store
@@ -67,7 +67,7 @@ def build_app(store: Store, config: Config) -> Starlette:
     resolver = make_resolver(config)
     collection = Collection(config, resolver, store)
     scheduler = Scheduler(collection.run, config.interval)
-    registry = build_registry(lambda: collection.snapshot)
+    page = MetricsPage(lambda: collection.snapshot)
     started = time.monotonic()
 
     @contextlib.asynccontextmanager
@@ -81,7 +81,12 @@ def build_app(store: Store, config: Config) -> Starlette:
             await resolver.close()
 
     async def metrics(request: Request) -> Response:
-        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = await page.body("gzip")
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        else:
+            body, headers = await page.body(), {"Vary": "Accept-Encoding"}
+        return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
 
     healthz = healthz_endpoint(store, cycle=lambda: _cycle_health(scheduler, started))
     return Starlette(

@@ -152,6 +152,9 @@ def test_exporter_cycles_at_start_and_serves_the_restored_snapshot_after_a_resta
             "the first cycle",
             log_tail=first.log,
         )
+        response = first.get("/metrics")  # requests asks for gzip, as Prometheus does
+        assert response.headers["content-encoding"] == "gzip"
+        assert value(response.text, "mtarep_rbl_zone_healthy", rbl="bl.test") == 1
         health = first.get("/healthz").json()
         assert health["status"] == "ok"
         assert health["cycle"]["cycles"] >= 1

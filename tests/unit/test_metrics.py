@@ -1,10 +1,12 @@
 """``/metrics``: the snapshot rendered as the metric contract of shared/DESIGN.md."""
 
+import gzip
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import __version__
-from exporter.metrics import build_registry, render
+from exporter import __version__, metrics
+from exporter.metrics import MetricsPage, build_registry, render
 from exporter.snapshot import (
     CheckState,
     RblState,
@@ -289,3 +291,50 @@ def test_hostile_label_values_render_escaped_and_parse_back(hostile: str) -> Non
     assert all(sample.value == 1 for sample in samples)
     # One line per sample: a newline in a label never starts a line of its own.
     assert not any(line.startswith('mtarep_rbl_listed{rbl="forged"') for line in text.splitlines())
+
+
+# -- the /metrics page: rendered once per snapshot, off the event loop ------------------
+
+
+@pytest.mark.anyio
+async def test_page_renders_each_snapshot_once_and_follows_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    renders: list[Snapshot] = []
+    original = metrics.render_snapshot
+
+    def counting(snapshot: Snapshot) -> bytes:
+        renders.append(snapshot)
+        return original(snapshot)
+
+    monkeypatch.setattr(metrics, "render_snapshot", counting)
+    current = Snapshot(targets=(target(rbl={ZEN: listed()}),))
+    page = MetricsPage(lambda: current)
+
+    first = await page.body()
+    assert await page.body() is first  # the same bytes, not rendered again
+    assert len(renders) == 1
+    assert (
+        b'mtarep_rbl_listed{host="mta1.example.com",ip="192.0.2.10",rbl="zen.spamhaus.org"} 1.0'
+        in first
+    )
+
+    current = Snapshot(targets=(target(rbl={ZEN: clean()}),))  # the next cycle delists it
+    second = await page.body()
+    assert len(renders) == 2
+    listed_series = (
+        b'mtarep_rbl_listed{host="mta1.example.com",ip="192.0.2.10",rbl="zen.spamhaus.org"}'
+    )
+    assert listed_series + b" 0.0" in second
+    assert listed_series + b" 1.0" not in second
+
+
+@pytest.mark.anyio
+async def test_page_gzip_body_is_the_same_exposition() -> None:
+    snapshot = Snapshot(targets=(target(senderscore=91),))
+    page = MetricsPage(lambda: snapshot)
+
+    compressed = await page.body("gzip")
+
+    assert gzip.decompress(compressed) == await page.body()
+    assert await page.body("gzip") is compressed
