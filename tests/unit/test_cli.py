@@ -92,3 +92,19 @@ def test_console_script(config: Path, status: int) -> None:
     assert result.returncode == status, result.stderr
     if status:
         assert "rbls[2].zone: expected a DNS name" in result.stderr
+
+
+def test_once_and_check_config_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--once", "--check-config", "--config", str(REPO / "mtarep.yml.example")])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_once_with_a_broken_config_exits_1_before_any_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--once", "--config", str(INVALID / "many_problems.yml")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "problem(s) in the configuration" in captured.err
