@@ -91,6 +91,16 @@ DEAD_RBLS = {
     "virbl.dnsbl.bit.nl": "virbl.bit.nl is gone",
 }
 
+# Zones whose answers are not listings (shared/REFERENCE.md, "Not listings"): read as a
+# blocklist, every answer would count as "listed". Config.rbl_zones leaves them out.
+ALLOWLIST_RBLS = {
+    "dnswl.org": "list.dnswl.org is an allowlist: its answers mean trusted, never listed",
+    "wl.mailspike.net": "wl.mailspike.net is an allowlist: its answers mean good reputation, "
+    "never listed",
+    "rep.mailspike.net": "rep.mailspike.net is a reputation zone: it answers 127.0.0.10 "
+    "(worst) to 127.0.0.20 (best) for every IP it knows, never listed",
+}
+
 # Public resolvers that Spamhaus (and others) refuse to answer.
 PUBLIC_RESOLVERS = {
     "8.8.8.8",
@@ -331,10 +341,13 @@ class Config(_Model):
 
     @property
     def rbl_zones(self) -> tuple[RblSpec, ...]:
-        """Every zone, with the old ``removal_links[zone]`` used when it has none of its own."""
+        """Every zone to query, with the old ``removal_links[zone]`` used when it has none
+        of its own. Allowlists and reputation zones (``ALLOWLIST_RBLS``) are left out."""
         zones = []
         for entry in self.rbls:
             spec = RblSpec(zone=entry) if isinstance(entry, str) else entry
+            if zone_reason(spec.zone, ALLOWLIST_RBLS) is not None:
+                continue
             if spec.removal_link is None and spec.zone in self.removal_links:
                 spec = spec.model_copy(update={"removal_link": self.removal_links[spec.zone]})
             zones.append(spec)
@@ -345,6 +358,14 @@ class Config(_Model):
         """Provider -> compiled pattern; ``None`` switches a built-in pattern off."""
         given = self.provider_block_patterns or self.provider_block_strings or {}
         return {name: re.compile(text) if text else None for name, text in given.items()}
+
+
+def zone_reason(zone: str, table: Mapping[str, str]) -> str | None:
+    """The reason ``table`` gives for ``zone`` or any domain above it, if it names one."""
+    for suffix, why in table.items():
+        if zone == suffix or zone.endswith("." + suffix):
+            return why
+    return None
 
 
 @dataclass(frozen=True)
@@ -707,11 +728,13 @@ def _warnings(config: Config, document: YamlDocument, file: str) -> list[Problem
     for key, why in IGNORED_OLD_KEYS.items():
         if key in document.data:
             warn((key,), f"accepted but ignored: {why}")
-    for index, rbl in enumerate(config.rbl_zones):
-        for suffix, why in DEAD_RBLS.items():
-            if rbl.zone == suffix or rbl.zone.endswith("." + suffix):
-                warn(("rbls", index), f"{rbl.zone}: {why}; remove it from rbls")
-                break
+    for index, entry in enumerate(config.rbls):
+        zone = entry if isinstance(entry, str) else entry.zone
+        where: PathKey = ("rbls", index) if isinstance(entry, str) else ("rbls", index, "zone")
+        if (reason := zone_reason(zone, DEAD_RBLS)) is not None:
+            warn(where, f"{zone}: {reason}; remove it from rbls")
+        elif (reason := zone_reason(zone, ALLOWLIST_RBLS)) is not None:
+            warn(where, f"{zone} is skipped (never queried): {reason}; remove it from rbls")
     for index, server in enumerate(config.dns.nameservers or []):
         if server in PUBLIC_RESOLVERS:
             warn(

@@ -7,6 +7,8 @@ from exporter.config_types import format_duration
 
 
 def _listed(names: list[str], limit: int = 6) -> str:
+    if not names:
+        return "0"
     shown = ", ".join(names[:limit])
     more = len(names) - limit
     return f"{len(names)} ({shown}{f', and {more} more' if more > 0 else ''})"

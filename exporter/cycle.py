@@ -20,12 +20,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from exporter.config import Config, Host
-from exporter.dns_source import HeloChecker, SourceReport, collect
+from exporter.dns_source import HeloChecker, collect
+from exporter.dnsbl import zone_label
 from exporter.helo import check_helo
 from exporter.logs import event
 from exporter.resolver import Resolver
 from exporter.senderscore import band
-from exporter.snapshot import Snapshot, SourceState, TargetState
+from exporter.snapshot import Snapshot, SourceReport, TargetState
 from exporter.store import IssueKey, IssueKind, IssueRecord, Store, StoreError
 
 __all__ = ["OWNED_KINDS", "SENDERSCORE_ISSUE_BELOW", "Collection", "in_shard"]
@@ -47,18 +48,19 @@ def in_shard(fqdn: str, index: int, count: int) -> bool:
 def _issues(target: TargetState, config: Config) -> dict[IssueKey, dict[str, Any]]:
     """The issues ``target`` has now, with their detail."""
     issues: dict[IssueKey, dict[str, Any]] = {}
-    specs = {spec.zone: spec for spec in config.rbl_zones}
+    specs = {zone_label(spec.zone): spec for spec in config.rbl_zones}
     for zone, state in target.rbl.items():
         if state.listed:
             spec = specs.get(zone)
             link = spec.removal_link if spec else None
+            assistance = config.assistance_links.get(spec.zone if spec else zone)
             issues[IssueKey(target.ip, "rbl", zone)] = {
                 "zone": zone,
                 "codes": list(state.codes),
                 "meaning": state.meaning,
                 "reason": state.reason,
                 "removal_link": link.replace("{ip}", target.ip) if link else None,
-                "assistance_link": config.assistance_links.get(zone),
+                "assistance_link": assistance,
                 "lookup_ok": state.lookup_ok,
                 "since": state.since,
             }
@@ -75,6 +77,21 @@ def _issues(target: TargetState, config: Config) -> dict[IssueKey, dict[str, Any
                 "detail": check_state.detail,
             }
     return issues
+
+
+def _undetermined(target: TargetState) -> set[IssueKey]:
+    """The issues of ``target`` whose check gave no trustworthy answer this cycle."""
+    keys = {
+        IssueKey(target.ip, "rbl", zone)
+        for zone, state in target.rbl.items()
+        if not state.lookup_ok
+    }
+    keys |= {
+        IssueKey(target.ip, "dns", check) for check, state in target.checks.items() if state.problem
+    }
+    if target.senderscore_problem:
+        keys.add(IssueKey(target.ip, "senderscore", "senderscore"))
+    return keys
 
 
 def _score_change(before: TargetState | None, after: TargetState) -> str | None:
@@ -105,6 +122,8 @@ class Collection:
         self.helo_checker = helo_checker
         self.log = log
         self.snapshot = Snapshot()
+        self.written = Snapshot()
+        """The last snapshot whose history reached the store (what changes are told against)."""
         shard = config.shard
         self.name = f"{shard.index + 1}of{shard.count}"
         self.hosts: Sequence[Host] = [
@@ -117,7 +136,7 @@ class Collection:
             document = await self.store.snapshot(self.name)
             if document is None:
                 return False
-            self.snapshot = Snapshot.model_validate(document)
+            self.snapshot = self.written = Snapshot.model_validate(document)
         except (StoreError, ValidationError) as error:
             event(self.log, "snapshot.not_restored", logging.WARNING, error=str(error))
             return False
@@ -140,7 +159,8 @@ class Collection:
             name: report.state(previous.sources.get(name), now)
             for name, report in results.reports.items()
         }
-        sources["store"] = previous.sources.get("store", SourceState())
+        if "store" in previous.sources:  # this cycle's is known once it is written
+            sources["store"] = previous.sources["store"]
         lookups = dict(previous.dns_lookups)
         for status, count in self.resolver.counts.items():
             lookups[status] = lookups.get(status, 0) + count
@@ -157,11 +177,12 @@ class Collection:
 
         def with_store_state() -> Snapshot:
             report.duration = time.monotonic() - started
-            state = report.state(sources["store"], now)
+            state = report.state(sources.get("store"), now)
             return self.snapshot.model_copy(update={"sources": {**sources, "store": state}})
 
         try:
-            await self._write(previous)
+            await self._write(self.written)
+            self.written = self.snapshot
             # Saved with this cycle's store state, so a restart shows it as it was.
             self.snapshot = with_store_state()
             await self.store.save_snapshot(self.name, self.snapshot.model_dump(mode="json"))
@@ -171,10 +192,14 @@ class Collection:
             self.snapshot = with_store_state()
         return self.snapshot
 
-    async def _write(self, previous: Snapshot) -> None:
-        """Host results, issues and history of the published snapshot."""
+    async def _write(self, written: Snapshot) -> None:
+        """Host results, issues and history of the published snapshot.
+
+        ``written`` is the last snapshot whose history is in the store: a change
+        that happened while Redis was away is still recorded once it is back.
+        """
         snapshot = self.snapshot
-        before = {(t.host, t.ip): t for t in previous.targets}
+        before = {(t.host, t.ip): t for t in written.targets}
         by_host: dict[str, list[TargetState]] = {}
         for target in snapshot.targets:
             by_host.setdefault(target.host, []).append(target)
@@ -189,9 +214,11 @@ class Collection:
                 },
             )
         wanted: dict[IssueKey, tuple[str, dict[str, Any]]] = {}
+        undetermined: set[IssueKey] = set()
         for target in snapshot.targets:
             for key, detail in _issues(target, self.config).items():
                 wanted[key] = (target.host, detail)
+            undetermined |= _undetermined(target)
             change = _score_change(before.get((target.host, target.ip)), target)
             if change:
                 key = IssueKey(target.ip, "senderscore", "senderscore")
@@ -199,7 +226,8 @@ class Collection:
         for key, (fqdn, detail) in wanted.items():
             await self.store.open_issue(key, fqdn, detail)
         for record in await self._owned_open_issues():
-            if record.key not in wanted:
+            # Unknown this cycle: neither open nor clear it, whatever it was.
+            if record.key not in wanted and record.key not in undetermined:
                 await self.store.clear_issue(record.key)
 
     async def _owned_open_issues(self) -> list[IssueRecord]:

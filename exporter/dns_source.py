@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.config import Config, Host, RblSpec
@@ -34,49 +34,24 @@ from exporter.dnsbl import (
     reverse_name,
     reverse_names,
     self_test,
+    zone_label,
 )
 from exporter.fcrdns import CheckVerdict, forward_check, ptr_check
 from exporter.helo import check_helo
 from exporter.logs import event
+from exporter.remote_text import MAX_REASON_CHARS, printable
 from exporter.resolver import Answer, Query, Resolver
 from exporter.senderscore import SENDERSCORE_ZONE, classify_score
-from exporter.snapshot import CheckState, RblState, Snapshot, SourceState, TargetState, ZoneState
+from exporter.snapshot import CheckState, RblState, Snapshot, SourceReport, TargetState, ZoneState
 
-__all__ = ["DnsResults", "SourceReport", "collect"]
+__all__ = ["DnsResults", "HeloChecker", "collect"]
 
 _LOG = logging.getLogger("mtarep.exporter.dns")
 _HELO_CONCURRENCY = 50
-_MAX_TXT = 1000
-"""Longest TXT reason kept (remote text; the rest is cut)."""
 
 _NO_HISTORY = RblState()
 
 HeloChecker = Callable[[str, str, int, float], Coroutine[Any, Any, tuple[bool | None, str]]]
-
-
-@dataclass
-class SourceReport:
-    """What one source did this cycle."""
-
-    duration: float = 0.0
-    errors: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def fail(self, problem: str) -> None:
-        self.errors += 1
-        if len(self.problems) < 5:  # a summary; every failure is logged
-            self.problems.append(problem)
-
-    def state(self, previous: SourceState | None, now: float) -> SourceState:
-        ok = self.errors == 0
-        before = previous or SourceState()
-        return SourceState(
-            success=ok,
-            duration_seconds=self.duration,
-            last_success=now if ok else before.last_success,
-            errors_total=before.errors_total + self.errors,
-            error="; ".join(self.problems) + (" ..." if self.errors > len(self.problems) else ""),
-        )
 
 
 @dataclass
@@ -146,8 +121,10 @@ def _address_order(ip: str) -> tuple[int, int]:
 
 
 def _check_state(verdict: CheckVerdict, previous: CheckState | None) -> CheckState:
+    """A check without a result this cycle keeps the last pass/fail and its detail."""
     if verdict.ok is None:
-        return CheckState(ok=previous.ok if previous else None, detail=verdict.detail)
+        before = previous or CheckState()
+        return before.model_copy(update={"problem": verdict.detail})
     return CheckState(ok=verdict.ok, detail=verdict.detail)
 
 
@@ -193,20 +170,23 @@ class _Collection:
     def _host_ips(self, host: Host, a: Answer, aaaa: Answer, report: SourceReport) -> list[str]:
         if host.ips:
             return [str(ipaddress.ip_address(ip)) for ip in host.ips]
-        resolved = list(a.records) + list(aaaa.records) if a.trustworthy else list(aaaa.records)
+        resolved = [*a.records, *aaaa.records]
+        if a.trustworthy and aaaa.trustworthy and resolved:
+            return [str(ipaddress.ip_address(ip)) for ip in resolved]
+        # Keep watching the addresses it had: a broken record does not delist anything.
         if not a.trustworthy or not aaaa.trustworthy:
             failed = a if not a.trustworthy else aaaa
-            known = [ip for (name, ip) in self.previous if name == host.fqdn]
             problem = f"cannot resolve {host.fqdn}: {failed.describe}"
-            report.fail(problem)
             event(_LOG, "host.unresolved", logging.WARNING, host=host.fqdn, error=problem)
-            # IPv4 first: addresses of different versions do not compare (TypeError).
-            resolved = sorted({*resolved, *known}, key=_address_order)
-        elif not resolved:
+        else:
             problem = f"{host.fqdn} has no A or AAAA record"
-            report.fail(problem)
             event(_LOG, "host.no_address", logging.WARNING, host=host.fqdn)
-        return [str(ipaddress.ip_address(ip)) for ip in resolved if ip]
+        report.fail(problem)
+        known = [ip for (name, ip) in self.previous if name == host.fqdn]
+        # IPv4 first: addresses of different versions do not compare (TypeError).
+        return sorted(
+            {str(ipaddress.ip_address(ip)) for ip in [*resolved, *known]}, key=_address_order
+        )
 
     # -- RBL -------------------------------------------------------------------------
 
@@ -222,33 +202,39 @@ class _Collection:
             queries: list[Query] = [
                 (query_name(t.reversed_ip, spec.zone), "A") for t in targets for spec in zones
             ]
-            answers = await self.resolver.lookup_many(probes + queries)
+            # The self-test never comes from the cache: a list that died since must
+            # not pass on last cycle's answer while fresh lookups read "listed".
+            async with asyncio.TaskGroup() as group:
+                probing = group.create_task(self.resolver.lookup_many(probes, cached=False))
+                asking = group.create_task(self.resolver.lookup_many(queries))
+            probed, answers = probing.result(), asking.result()
             health: dict[str, ZoneHealth] = {}
             for index, spec in enumerate(zones):
-                health[spec.zone] = self_test(spec.zone, answers[2 * index], answers[2 * index + 1])
+                name = zone_label(spec.zone)
+                health[spec.zone] = self_test(name, probed[2 * index], probed[2 * index + 1])
                 if not health[spec.zone].healthy:
-                    report.fail(health[spec.zone].problem)
                     problem = health[spec.zone].problem
-                    event(
-                        _LOG, "rbl.zone_unhealthy", logging.WARNING, rbl=spec.zone, problem=problem
-                    )
-            verdicts = self._rbl_verdicts(targets, zones, answers[len(probes) :], health, report)
+                    report.fail(problem)
+                    event(_LOG, "rbl.zone_unhealthy", logging.WARNING, rbl=name, problem=problem)
+            verdicts = self._rbl_verdicts(targets, zones, answers, health, report)
             reasons = await self._reasons(targets, zones, verdicts)
             clean = RblState(listed=False, lookup_ok=True, since=now)
+            labels = {spec.zone: zone_label(spec.zone) for spec in zones}
             states: dict[tuple[str, str], dict[str, RblState]] = {}
             for t in targets:
                 before = self.previous.get((t.host.fqdn, t.ip))
                 states[(t.host.fqdn, t.ip)] = {
-                    spec.zone: _rbl_state(
+                    labels[spec.zone]: _rbl_state(
                         verdicts[(t.ip, spec.zone)],
-                        before.rbl.get(spec.zone) if before else None,
+                        before.rbl.get(labels[spec.zone]) if before else None,
                         reasons.get((t.ip, spec.zone)),
                         clean,
                     )
                     for spec in zones
                 }
         zone_states = {
-            zone: ZoneState(healthy=h.healthy, problem=h.problem) for zone, h in health.items()
+            labels[zone]: ZoneState(healthy=h.healthy, problem=h.problem)
+            for zone, h in health.items()
         }
         return states, zone_states
 
@@ -274,11 +260,18 @@ class _Collection:
                     verdict = classify(answer, meanings[spec.zone])
                     if verdict.state == "unknown":
                         unknown[(spec.zone, verdict.problem)] += 1
-                        report.fail(f"{spec.zone} for {t.ip}: {verdict.problem}")
+                        report.fail(f"{zone_label(spec.zone)} for {t.ip}: {verdict.problem}")
                 verdicts[(t.ip, spec.zone)] = verdict
         # One line per zone and reason, not one per IP: a refusal code hits every IP.
         for (zone, problem), count in unknown.items():
-            event(_LOG, "rbl.unknown", logging.WARNING, rbl=zone, ips=count, problem=problem)
+            event(
+                _LOG,
+                "rbl.unknown",
+                logging.WARNING,
+                rbl=zone_label(zone),
+                ips=count,
+                problem=problem,
+            )
         return verdicts
 
     async def _reasons(
@@ -298,7 +291,9 @@ class _Collection:
             [(query_name(t.reversed_ip, zone), "TXT") for t, zone in listed]
         )
         return {
-            (t.ip, zone): " ".join(answer.records)[:_MAX_TXT] if answer.trustworthy else None
+            (t.ip, zone): printable(" ".join(answer.records), MAX_REASON_CHARS)
+            if answer.trustworthy
+            else None
             for (t, zone), answer in zip(listed, answers, strict=True)
         }
 
@@ -359,10 +354,14 @@ class _Collection:
         limit = asyncio.Semaphore(_HELO_CONCURRENCY)
 
         async def one(t: _Target) -> CheckVerdict:
-            async with limit:
-                ok, detail = await self.helo_checker(
-                    t.ip, t.host.fqdn, settings.port, settings.timeout
-                )
+            try:
+                async with limit:
+                    ok, detail = await self.helo_checker(
+                        t.ip, t.host.fqdn, settings.port, settings.timeout
+                    )
+            except Exception as error:  # one MTA's surprise must not cost every verdict
+                event(_LOG, "helo.check_crashed", logging.ERROR, ip=t.ip, error=repr(error))
+                ok, detail = None, f"the check failed: {type(error).__name__}"
             if ok is None:  # no greeting: the banner could not be checked
                 report.fail(f"helo for {t.ip}: {detail}")
             return CheckVerdict(ok, detail)

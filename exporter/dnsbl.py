@@ -17,6 +17,7 @@ a zone that refuses us) gives no verdict that cycle.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -25,6 +26,7 @@ from exporter.resolver import Answer
 
 __all__ = [
     "LISTED_TEST_IP",
+    "LOOPBACK",
     "NOT_LISTED_TEST_IP",
     "NOT_LISTINGS",
     "SPAMHAUS_ZEN_CODES",
@@ -37,6 +39,7 @@ __all__ = [
     "reverse_name",
     "reverse_names",
     "self_test",
+    "zone_label",
 ]
 
 State = Literal["listed", "not_listed", "unknown"]
@@ -64,12 +67,26 @@ SPAMHAUS_ZEN_CODES: Final[Mapping[str, str]] = {
     "127.0.0.30": "BCL: botnet command and control",
 }
 
-_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+"""Where DNSBL (and Sender Score) answers live."""
 
 
 def _is_spamhaus_zen(zone: str) -> bool:
     zone = zone.lower().rstrip(".")
     return zone == "zen.spamhaus.org" or zone.endswith(".zen.dq.spamhaus.net")
+
+
+_DQS_ZONE = re.compile(r"[^.]+\.([a-z0-9-]+\.dq\.spamhaus\.net)\.?", re.IGNORECASE)
+
+
+def zone_label(zone: str) -> str:
+    """How a zone is named outside the query: a Spamhaus DQS key is left out.
+
+    ``KEY.zen.dq.spamhaus.net`` carries the customer's secret key; labels, logs,
+    issue ids and pages name it ``zen.dq.spamhaus.net``.
+    """
+    match = _DQS_ZONE.fullmatch(zone)
+    return match.group(1).lower() if match else zone
 
 
 def code_meanings(zone: str, configured: Mapping[str, str]) -> dict[str, str]:
@@ -111,9 +128,9 @@ _NOT_LISTED = RblVerdict("not_listed")
 
 def classify(answer: Answer, meanings: Mapping[str, str]) -> RblVerdict:
     """Judge a DNSBL A answer; ``meanings`` names the listing codes (see ``code_meanings``)."""
-    if answer.status in ("nxdomain", "nodata"):
+    if answer.empty:
         return _NOT_LISTED
-    if answer.status != "answer":
+    if not answer.trustworthy:
         return RblVerdict("unknown", problem=f"lookup failed: {answer.describe}")
     codes = tuple(sorted(set(answer.records), key=_address_key))
     outside = [code for code in codes if not _in_loopback(code)]
@@ -133,7 +150,7 @@ def classify(answer: Answer, meanings: Mapping[str, str]) -> RblVerdict:
 
 def _in_loopback(address: str) -> bool:
     try:
-        return ipaddress.IPv4Address(address) in _LOOPBACK
+        return ipaddress.IPv4Address(address) in LOOPBACK
     except ValueError:
         return False
 

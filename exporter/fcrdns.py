@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from exporter.config_types import dns_name_key
+from exporter.remote_text import printable
 from exporter.resolver import Answer
 
 __all__ = ["CheckVerdict", "forward_check", "ptr_check", "same_name"]
@@ -23,26 +25,27 @@ class CheckVerdict:
 
 def same_name(left: str, right: str) -> bool:
     """DNS names are equal ignoring case and a trailing dot."""
-    return left.rstrip(".").lower() == right.rstrip(".").lower()
+    return dns_name_key(left) == dns_name_key(right)
 
 
 def ptr_check(fqdn: str, answer: Answer) -> CheckVerdict:
     """The PTR of the IP names ``fqdn``."""
-    if answer.status in ("nxdomain", "nodata"):
+    if answer.empty:
         return CheckVerdict(False, "the IP has no PTR record")
-    if answer.status != "answer":
+    if not answer.trustworthy:
         return CheckVerdict(None, f"PTR lookup failed: {answer.describe}")
     if any(same_name(name, fqdn) for name in answer.records):
         return CheckVerdict(True, f"PTR names {fqdn}")
-    return CheckVerdict(False, f"PTR names {', '.join(answer.records)}, expected {fqdn}")
+    names = printable(", ".join(answer.records))  # remote text
+    return CheckVerdict(False, f"PTR names {names}, expected {fqdn}")
 
 
 def forward_check(fqdn: str, ip: str, answer: Answer) -> CheckVerdict:
     """``fqdn`` resolves to ``ip`` (``answer``: its A lookup for IPv4, AAAA for IPv6)."""
-    if answer.status in ("nxdomain", "nodata"):
+    if answer.empty:
         kind = "A" if ipaddress.ip_address(ip).version == 4 else "AAAA"
         return CheckVerdict(False, f"{fqdn} has no {kind} record")
-    if answer.status != "answer":
+    if not answer.trustworthy:
         return CheckVerdict(None, f"lookup of {fqdn} failed: {answer.describe}")
     # Most answers spell the address as ``ip`` does; parse only when they do not.
     wanted = ipaddress.ip_address(ip)

@@ -7,8 +7,8 @@ announces; it must equal the FQDN, case-insensitively, ignoring a trailing dot.
 
 Network problems never raise: they become a :class:`Banner` with an ``error`` and a
 detail sentence. Cancellation propagates, and the connection is closed in every case.
-The greeting is remote text: a detail carries it only cleaned of control characters
-and cut to :data:`MAX_DETAIL_CHARS`.
+The greeting is remote text: a detail carries it only through
+:func:`exporter.remote_text.printable`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from exporter.config_types import dns_name_key
+from exporter.fcrdns import same_name
+from exporter.remote_text import printable
 
 MAX_REPLY_BYTES = 4096
 """At most this much of a greeting is read; a longer one is judged by its start."""
 MAX_GREETING_CHARS = 1024
-MAX_DETAIL_CHARS = 200
 QUIT_WAIT = 1.0
 """Seconds (at most the check's timeout) to wait for the ``221`` reply to ``QUIT``."""
 CLOSE_WAIT = 1.0
@@ -80,8 +82,7 @@ def helo_matches(greeting: str, fqdn: str) -> bool:
     True
     """
     name = _announced_name(greeting)
-    expected = fqdn.rstrip(".").lower()
-    return name is not None and bool(expected) and name.rstrip(".").lower() == expected
+    return name is not None and bool(dns_name_key(fqdn)) and same_name(name, fqdn)
 
 
 async def check_helo(ip: str, fqdn: str, port: int, timeout: float) -> tuple[bool | None, str]:
@@ -95,10 +96,10 @@ async def check_helo(ip: str, fqdn: str, port: int, timeout: float) -> tuple[boo
         return None, f"no SMTP greeting: {banner.error}"
     name = _announced_name(banner.greeting)
     if name is None:
-        return False, f"banner names no host: {_printable(banner.greeting)}"
-    if helo_matches(banner.greeting, fqdn):
-        return True, f"banner names {_printable(name)}"
-    return False, f"banner names {_printable(name)}, expected {fqdn}"
+        return False, f"banner names no host: {printable(banner.greeting)}"
+    if same_name(name, fqdn):
+        return True, f"banner names {printable(name)}"
+    return False, f"banner names {printable(name)}, expected {fqdn}"
 
 
 def _announced_name(greeting: str) -> str | None:
@@ -106,20 +107,10 @@ def _announced_name(greeting: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _printable(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """``text`` with whitespace made spaces, other control characters dropped, cut to ``limit``."""
-    cleaned = "".join(
-        " " if char.isspace() else char
-        for char in text
-        if char.isspace() or not unicodedata.category(char).startswith("C")
-    )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
 def _os_reason(exc: OSError) -> str:
     """``connection refused``, ``no route to host``, ...: the system's words, lower case."""
     # Not exc.strerror: asyncio puts "Connect call failed ('192.0.2.25', 25)" there.
-    reason = os.strerror(exc.errno) if exc.errno else _printable(str(exc)) or type(exc).__name__
+    reason = os.strerror(exc.errno) if exc.errno else printable(str(exc)) or type(exc).__name__
     return reason[:1].lower() + reason[1:]
 
 
@@ -158,7 +149,7 @@ def _parse_greeting(data: bytes, closed: bool) -> Banner:
     )
     text = text.replace("\r", " ")[:MAX_GREETING_CHARS]
     if not _CODE_220.match(lines[0].strip(b"\r")):
-        return Banner(error=f"greeting is not 220: {_printable(text)}")
+        return Banner(error=f"greeting is not 220: {printable(text)}")
     return Banner(greeting=text)
 
 

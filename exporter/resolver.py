@@ -69,6 +69,11 @@ class Answer:
     detail: str = ""
 
     @property
+    def empty(self) -> bool:
+        """The name server says there is nothing: NXDOMAIN, or no record of the type."""
+        return self.status in ("nxdomain", "nodata")
+
+    @property
     def trustworthy(self) -> bool:
         """True when the name server answered (with data, NXDOMAIN or no data)."""
         return self.status in ("answer", "nxdomain", "nodata")
@@ -152,6 +157,13 @@ class Resolver:
         concurrency: int = 200,
     ) -> None:
         self.concurrency = concurrency
+        self._settings: dict[str, Any] = {
+            "nameservers": nameservers,
+            "port": port,
+            "timeout": timeout,
+            "attempts": attempts,
+            "concurrency": concurrency,
+        }
         self.counts: Counter[Status] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: set[int] = set()
@@ -181,10 +193,22 @@ class Resolver:
         """One lookup."""
         return (await self.lookup_many([(name, record_type)]))[0]
 
-    async def lookup_many(self, queries: Sequence[Query]) -> list[Answer]:
-        """Every lookup of ``queries``, concurrently; the answers in the same order."""
+    async def lookup_many(self, queries: Sequence[Query], *, cached: bool = True) -> list[Answer]:
+        """Every lookup of ``queries``, concurrently; the answers in the same order.
+
+        ``cached=False`` asks the name servers even inside a cached answer's TTL (a
+        short-lived channel of its own, whose cache is thrown away).
+        """
         if not queries:
             return []
+        if not cached:
+            fresh = Resolver(**self._settings)
+            try:
+                answers = await fresh.lookup_many(queries)
+            finally:
+                await fresh.close()
+            self.counts.update(fresh.counts)
+            return answers
         loop = self._bind_loop()
         batch = _Batch(len(queries), loop.create_future())
         self._queue.extend(

@@ -11,13 +11,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from exporter.dnsbl import LOOPBACK
 from exporter.resolver import Answer
 
 __all__ = ["BANDS", "SENDERSCORE_ZONE", "ScoreVerdict", "band", "classify_score"]
 
 SENDERSCORE_ZONE: Final = "score.senderscore.com"
 _BLOCKED: Final = "127.255.255.255"
-_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 BANDS: Final = ((80, "good"), (70, "fair"), (0, "poor"))
 """Validity's reading of a score: 80 and above good, 70-79 fair, below 70 poor."""
@@ -37,9 +37,9 @@ class ScoreVerdict:
 
 def classify_score(answer: Answer) -> ScoreVerdict:
     """Judge the A answer for an IP's Sender Score name."""
-    if answer.status in ("nxdomain", "nodata"):
+    if answer.empty:
         return ScoreVerdict("no_score")
-    if answer.status != "answer":
+    if not answer.trustworthy:
         return ScoreVerdict("unknown", problem=f"lookup failed: {answer.describe}")
     if len(answer.records) != 1:
         return ScoreVerdict("unknown", problem=f"expected one address, got {answer.describe}")
@@ -48,7 +48,7 @@ def classify_score(answer: Answer) -> ScoreVerdict:
         address = ipaddress.IPv4Address(record)
     except ValueError:
         return ScoreVerdict("unknown", problem=f"not an IPv4 address: {record}")
-    if address not in _LOOPBACK:
+    if address not in LOOPBACK:
         return ScoreVerdict("unknown", problem=f"answer outside 127.0.0.0/8: {record}")
     if record == _BLOCKED:
         return ScoreVerdict("unknown", problem=f"{record}: query blocked by Validity")

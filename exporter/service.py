@@ -27,7 +27,7 @@ from exporter.scheduler import Scheduler
 from exporter.store import Store
 from exporter.web import healthz_endpoint
 
-__all__ = ["STALE_AFTER_INTERVALS", "build_app", "make_resolver"]
+__all__ = ["STALE_AFTER_INTERVALS", "build_app", "cycle_health", "make_resolver"]
 
 STALE_AFTER_INTERVALS = 3
 """``/healthz`` fails when no cycle finished for this many intervals."""
@@ -44,13 +44,17 @@ def make_resolver(config: Config) -> Resolver:
     )
 
 
-def _cycle_health(scheduler: Scheduler, started: float) -> tuple[bool, dict[str, Any]]:
-    now = time.monotonic()
+def cycle_health(
+    scheduler: Scheduler, started: float, now: float | None = None
+) -> tuple[bool, dict[str, Any]]:
+    """Whether cycles run: the last one ended without an exception, and not too long ago."""
+    now = time.monotonic() if now is None else now
     finished = scheduler.last_finished
     since = now - (finished if finished is not None else started)
     stale = since > STALE_AFTER_INTERVALS * scheduler.interval
+    failed = scheduler.last_error is not None
     detail: dict[str, Any] = {
-        "ok": not stale,
+        "ok": not (stale or failed),
         "cycles": scheduler.cycles,
         "failures": scheduler.failures,
         "running": scheduler.running,
@@ -60,7 +64,9 @@ def _cycle_health(scheduler: Scheduler, started: float) -> tuple[bool, dict[str,
     }
     if stale:
         detail["error"] = f"no cycle finished in the last {round(since)}s"
-    return not stale, detail
+    elif failed:
+        detail["error"] = f"the last cycle failed: {scheduler.last_error}"
+    return detail["ok"], detail
 
 
 def build_app(store: Store, config: Config) -> Starlette:
@@ -88,7 +94,7 @@ def build_app(store: Store, config: Config) -> Starlette:
             body, headers = await page.body(), {"Vary": "Accept-Encoding"}
         return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
 
-    healthz = healthz_endpoint(store, cycle=lambda: _cycle_health(scheduler, started))
+    healthz = healthz_endpoint(store, cycle=lambda: cycle_health(scheduler, started))
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/metrics", metrics)], lifespan=lifespan
     )

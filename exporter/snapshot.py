@@ -7,24 +7,21 @@ serves the last cycle's metrics at once.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "CHECKS",
     "SOURCES",
-    "Check",
     "CheckState",
     "RblState",
     "Snapshot",
+    "SourceReport",
     "SourceState",
     "TargetState",
     "ZoneState",
 ]
 
-Check = Literal["ptr", "forward", "helo"]
-CHECKS: tuple[Check, ...] = ("ptr", "forward", "helo")
 SOURCES: tuple[str, ...] = ("hosts", "rbl", "senderscore", "fcrdns", "helo", "store")
 """Every source this exporter reports on (``mtarep_collection_*{source}``)."""
 
@@ -54,6 +51,9 @@ class CheckState(_Frozen):
     ok: bool | None = None
     """Last known pass/fail; None until the check has passed or failed once."""
     detail: str = ""
+    """What the last pass or fail found."""
+    problem: str = ""
+    """Why this cycle's check gave no result (empty when it did)."""
 
 
 class TargetState(_Frozen):
@@ -84,6 +84,31 @@ class SourceState(_Frozen):
     errors_total: int = 0
     error: str = ""
     """What went wrong in the last cycle (a summary; the log has every failure)."""
+
+
+@dataclass
+class SourceReport:
+    """What one source did this cycle."""
+
+    duration: float = 0.0
+    errors: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, problem: str) -> None:
+        self.errors += 1
+        if len(self.problems) < 5:  # a summary; every failure is logged
+            self.problems.append(problem)
+
+    def state(self, previous: SourceState | None, now: float) -> SourceState:
+        ok = self.errors == 0
+        before = previous or SourceState()
+        return SourceState(
+            success=ok,
+            duration_seconds=self.duration,
+            last_success=now if ok else before.last_success,
+            errors_total=before.errors_total + self.errors,
+            error="; ".join(self.problems) + (" ..." if self.errors > len(self.problems) else ""),
+        )
 
 
 class Snapshot(_Frozen):

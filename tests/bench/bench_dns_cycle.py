@@ -199,8 +199,8 @@ class RecordingResolver(Resolver):
         self.queries: list[Query] = []
         self.answers: list[Answer] = []
 
-    async def lookup_many(self, queries: Sequence[Query]) -> list[Answer]:
-        answers = await super().lookup_many(queries)
+    async def lookup_many(self, queries: Sequence[Query], *, cached: bool = True) -> list[Answer]:
+        answers = await super().lookup_many(queries, cached=cached)
         self.queries += queries
         self.answers += answers
         return answers

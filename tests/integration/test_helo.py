@@ -8,13 +8,13 @@ import unicodedata
 import pytest
 
 from exporter.helo import (
-    MAX_DETAIL_CHARS,
     MAX_GREETING_CHARS,
     Banner,
     check_helo,
     helo_matches,
     read_greeting,
 )
+from exporter.remote_text import MAX_DETAIL_CHARS
 from tests.harness.ports import HOST, free_port
 from tests.harness.smtp_listener import SmtpListener
 

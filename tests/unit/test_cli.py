@@ -74,6 +74,17 @@ def test_secret_from_env_never_printed(
     assert "redis://:***@db:6379/0" in out
 
 
+def test_skipped_allowlist_is_a_warning_and_not_a_queried_zone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "mtarep.yml"
+    config.write_text("mta_map: [mx.example.org]\nrbls: [zen.spamhaus.org, list.dnswl.org]\n")
+    assert main(["--check-config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "rbl zones: 1 (zen.spamhaus.org)\n" in out
+    assert f"warning: {config}:2: rbls[1]: list.dnswl.org is skipped (never queried): " in out
+
+
 @pytest.mark.parametrize(
     ("config", "status"),
     [(REPO / "mtarep.yml.example", 0), (INVALID / "bad_zone.yml", 1)],

@@ -289,6 +289,57 @@ dns: {nameservers: [127.0.0.1, 8.8.8.8]}
     ]
 
 
+def test_allowlists_and_reputation_zones_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    text = """
+mta_map: [mta1.example.com]
+rbls:
+  - zen.spamhaus.org
+  - list.dnswl.org
+  - bl.mailspike.net
+  - zone: WL.Mailspike.net.
+    removal_link: https://mailspike.org/
+  - z.mailspike.net
+  - rep.mailspike.net
+  - bl.spamcop.net
+"""
+    loaded = load_config(write(tmp_path, text), environ={})
+    assert [f"{w.line}: {w.path}: {w.message}" for w in loaded.warnings] == [
+        "5: rbls[1]: list.dnswl.org is skipped (never queried): list.dnswl.org is an "
+        "allowlist: its answers mean trusted, never listed; remove it from rbls",
+        "7: rbls[3].zone: wl.mailspike.net is skipped (never queried): wl.mailspike.net is "
+        "an allowlist: its answers mean good reputation, never listed; remove it from rbls",
+        "10: rbls[5]: rep.mailspike.net is skipped (never queried): rep.mailspike.net is a "
+        "reputation zone: it answers 127.0.0.10 (worst) to 127.0.0.20 (best) for every IP "
+        "it knows, never listed; remove it from rbls",
+    ]
+    # The real Mailspike blocklists (bl. and z.) are queried; the others keep their order.
+    assert [z.zone for z in loaded.config.rbl_zones] == [
+        "zen.spamhaus.org",
+        "bl.mailspike.net",
+        "z.mailspike.net",
+        "bl.spamcop.net",
+    ]
+    assert "rbl zones: 4 (zen.spamhaus.org, bl.mailspike.net, z.mailspike.net, " in summary(loaded)
+
+
+@pytest.mark.parametrize("zone", ["list.dnswl.org", "dnswl.org", "wl.mailspike.net"])
+def test_an_allowlist_alone_is_never_queried(tmp_path: Path, zone: str) -> None:
+    loaded = load_config(write(tmp_path, f"mta_map: [mx.example.org]\nrbls: [{zone}]\n"), {})
+    assert loaded.config.rbls == [zone]  # as written: an old file keeps loading
+    assert loaded.config.rbl_zones == ()
+    assert [w.path for w in loaded.warnings] == ["rbls[0]"]
+    assert "rbl zones: 0\n" in summary(loaded)
+    assert "dns (senderscore, fcrdns, helo)" in summary(loaded)
+
+
+def test_real_blocklists_are_not_skipped(tmp_path: Path) -> None:
+    zones = ["bl.mailspike.net", "z.mailspike.net", "dnsbl.example.org", "notdnswl.org"]
+    text = f"mta_map: [mx.example.org]\nrbls: [{', '.join(zones)}]\n"
+    loaded = load_config(write(tmp_path, text), environ={})
+    assert [z.zone for z in loaded.config.rbl_zones] == zones
+    assert loaded.warnings == ()
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [

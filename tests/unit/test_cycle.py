@@ -16,12 +16,12 @@ import redis.asyncio
 
 from exporter.config import Config
 from exporter.cycle import SENDERSCORE_ISSUE_BELOW, Collection, in_shard
-from exporter.dns_source import SourceReport, collect
+from exporter.dns_source import collect
 from exporter.dnsbl import query_name, reverse_name
-from exporter.metrics import build_registry
+from exporter.metrics import build_registry, render_snapshot
 from exporter.resolver import Answer, Query, RecordType, Resolver, Status
 from exporter.senderscore import SENDERSCORE_ZONE
-from exporter.snapshot import Snapshot, TargetState
+from exporter.snapshot import Snapshot, SourceReport, TargetState
 from exporter.store import Event, IssueKey, IssueRecord, Store
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +79,7 @@ class FakeDns:
 
     # -- the Resolver interface ----------------------------------------------------------
 
-    async def lookup_many(self, queries: Sequence[Query]) -> list[Answer]:
+    async def lookup_many(self, queries: Sequence[Query], *, cached: bool = True) -> list[Answer]:
         answers = []
         for name, record_type in queries:
             self.asked.append((name, record_type))
@@ -618,7 +618,10 @@ async def test_failed_ptr_lookup_keeps_the_last_result(env: Env) -> None:
 
     ptr = only(snapshot).checks["ptr"]
     assert ptr.ok is True
-    assert ptr.detail == "PTR lookup failed: timed out"
+    assert (ptr.detail, ptr.problem) == (
+        "PTR names mx1.example.test",
+        "PTR lookup failed: timed out",
+    )
     assert snapshot.sources["fcrdns"].success is False
 
 
@@ -643,8 +646,14 @@ async def test_no_greeting_is_unknown_keeps_the_last_result_and_is_a_source_erro
     snapshot = await env.cycle(collection)
 
     helo = only(snapshot).checks["helo"]
-    assert (helo.ok, helo.detail) == (False, "no SMTP greeting: connection refused")
-    assert await env.issue(IssueKey(IP, "dns", "helo")) is not None  # still failing
+    assert (helo.ok, helo.detail, helo.problem) == (
+        False,
+        "banner names localhost, expected mx1.example.test",
+        "no SMTP greeting: connection refused",
+    )
+    record = await env.issue(IssueKey(IP, "dns", "helo"))  # still failing, for the same reason
+    assert record is not None
+    assert record.detail["detail"] == "banner names localhost, expected mx1.example.test"
     assert snapshot.sources["helo"].success is False
     assert "connection refused" in snapshot.sources["helo"].error
 
@@ -976,3 +985,131 @@ async def test_dns_lookup_counts_accumulate_across_cycles(env: Env) -> None:
     assert registry.get_sample_value("mtarep_dns_queries_total", {"result": "nxdomain"}) == (
         2 * per_cycle["nxdomain"]
     )
+
+
+# -- what the review found: history must survive unknowns, broken names and outages ----
+
+
+async def test_unknown_verdict_without_a_snapshot_leaves_an_open_issue_alone(env: Env) -> None:
+    env.dns.list_ip(IP, ZONE)
+    await env.cycle(env.collection())
+    await env.store.acknowledge(RBL_KEY, "alice", "on it")
+
+    restarted = env.collection()  # no restore(): nothing known before this cycle
+    env.dns.fail_rbl(IP, ZONE, "timeout")
+    snapshot = await env.cycle(restarted)
+
+    assert only(snapshot).rbl[ZONE].listed is None
+    record = await env.issue(RBL_KEY)
+    assert record is not None
+    assert record.ack is not None
+    assert [e.type for e in await env.events(RBL_KEY)] == ["listed", "ack"]
+
+
+async def test_unknown_check_without_a_snapshot_leaves_its_issue_open(env: Env) -> None:
+    env.helo.results[IP] = (False, "banner names localhost, expected mx1.example.test")
+    await env.cycle(env.collection())
+    env.helo.results[IP] = (None, "no SMTP greeting: timed out after 5s connecting")
+
+    await env.cycle(env.collection())
+
+    assert await env.issue(IssueKey(IP, "dns", "helo")) is not None
+
+
+async def test_unknown_score_without_a_snapshot_leaves_its_issue_open(env: Env) -> None:
+    env.dns.score(IP, 55)
+    await env.cycle(env.collection())
+    env.dns.set(rbl_name(IP, SENDERSCORE_ZONE), "A", Answer("servfail"))
+
+    await env.cycle(env.collection())
+
+    assert await env.issue(SCORE_KEY) is not None
+
+
+@pytest.mark.parametrize("status", ["nxdomain", "nodata"])
+async def test_a_host_whose_name_stops_resolving_keeps_its_addresses_and_issues(
+    env: Env, status: Status
+) -> None:
+    config = make_config(mta_map=[HOST])
+    collection = env.collection(config)
+    env.dns.list_ip(IP, ZONE)
+    await env.cycle(collection)
+    env.dns.set(HOST, "A", Answer(status))
+    env.dns.set(HOST, "AAAA", Answer("nodata"))
+
+    snapshot = await env.cycle(collection)
+
+    assert ips_of(snapshot) == [IP]
+    assert only(snapshot).rbl[ZONE].listed is True
+    assert await env.issue(RBL_KEY) is not None
+    assert [e.type for e in await env.events(RBL_KEY)] == ["listed"]
+    assert snapshot.sources["hosts"].success is False
+    assert snapshot.sources["hosts"].error == "mx1.example.test has no A or AAAA record"
+
+
+async def test_a_score_change_while_redis_is_away_is_recorded_when_it_is_back(env: Env) -> None:
+    collection = env.collection()
+    await env.cycle(collection)  # 90: good
+    env.dns.score(IP, 75)
+    env.server.connected = False
+    await env.cycle(collection)
+    env.server.connected = True
+
+    await env.cycle(collection)
+
+    [change] = [e for e in await env.events(SCORE_KEY) if e.type == "changed"]
+    assert change.detail == "senderscore 90 (good) -> 75 (fair)"
+
+
+async def test_a_crashing_helo_check_is_unknown_and_spares_the_other_verdicts(env: Env) -> None:
+    def crash() -> None:
+        raise UnicodeError("surprise")
+
+    env.helo.during = crash
+    env.dns.list_ip(IP, ZONE)
+    snapshot = await env.cycle(env.collection())
+
+    assert only(snapshot).rbl[ZONE].listed is True
+    assert only(snapshot).checks["helo"].problem == "the check failed: UnicodeError"
+    assert snapshot.sources["helo"].success is False
+
+
+async def test_the_zone_self_test_is_never_answered_from_the_cache(env: Env) -> None:
+    calls: list[tuple[list[Query], bool]] = []
+    lookup_many = env.dns.lookup_many
+
+    async def recording(queries: Sequence[Query], *, cached: bool = True) -> list[Answer]:
+        calls.append((list(queries), cached))
+        return await lookup_many(queries, cached=cached)
+
+    env.dns.lookup_many = recording  # type: ignore[method-assign]
+    await env.cycle(env.collection())
+
+    uncached = [queries for queries, cached in calls if not cached]
+    assert uncached == [
+        [
+            (query_name(reverse_name(test_ip), zone), "A")
+            for zone in (ZONE,)
+            for test_ip in ("127.0.0.2", "127.0.0.1")
+        ]
+    ]
+
+
+async def test_a_spamhaus_dqs_key_stays_out_of_labels_issues_and_logs(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    zone = "s3cr3tk3y.zen.dq.spamhaus.net"
+    env.dns.healthy_zone(zone)
+    env.dns.list_ip(IP, zone, "127.0.0.4")
+    env.dns.list_ip("192.0.2.99", zone, "127.255.255.254")  # a refusal, logged
+    config = make_config(mta_map={"mx1": {"fqdn": HOST, "ips": [IP, "192.0.2.99"]}}, rbls=[zone])
+    snapshot = await env.cycle(env.collection(config))
+
+    assert set(only(snapshot).rbl) == {"zen.dq.spamhaus.net"}
+    assert set(snapshot.zones) == {"zen.dq.spamhaus.net"}
+    record = await env.issue(IssueKey(IP, "rbl", "zen.dq.spamhaus.net"))
+    assert record is not None
+    assert record.detail["meaning"] == "XBL: exploited or infected host"
+    assert "s3cr3tk3y" not in caplog.text
+    assert "s3cr3tk3y" not in render_snapshot(snapshot).decode()
+    assert not [k for k in await env.client.keys("*") if "s3cr3tk3y" in k]
