@@ -6,7 +6,7 @@ any process started by the tests is still running.
 """
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -34,11 +34,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def nsd_factory(tmp_path: Path) -> Iterator[NsdFactory]:
-    """Call with ``{zone name: zone text}`` to start an ``nsd``; all are stopped after."""
+    """Call with ``{zone name: zone text}`` (and ``NsdServer``'s ``servfail_zones``,
+    ``ipv6``) to start an ``nsd``; all are stopped after."""
     started: list[NsdServer] = []
 
-    def start(zones: Mapping[str, str]) -> NsdServer:
-        server = NsdServer(tmp_path / f"nsd{len(started)}", zones)
+    def start(
+        zones: Mapping[str, str], *, servfail_zones: Sequence[str] = (), ipv6: bool = False
+    ) -> NsdServer:
+        server = NsdServer(
+            tmp_path / f"nsd{len(started)}", zones, servfail_zones=servfail_zones, ipv6=ipv6
+        )
         started.append(server)
         server.start()
         return server

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import dns.exception
 import dns.message
@@ -195,7 +196,12 @@ class NsdServer(LoopbackServer):
         self.start(timeout=timeout)
 
 
-NsdFactory = Callable[[Mapping[str, str]], NsdServer]
-"""Type of the ``nsd_factory`` fixture: starts an :class:`NsdServer` for the given zones."""
+class NsdFactory(Protocol):
+    """Type of the ``nsd_factory`` fixture: starts an :class:`NsdServer` for the given zones."""
+
+    def __call__(
+        self, zones: Mapping[str, str], *, servfail_zones: Sequence[str] = (), ipv6: bool = False
+    ) -> NsdServer: ...
+
 
 __all__ = ["IPV6_HOST", "NS_HOST", "CommandFailedError", "NsdFactory", "NsdServer", "zone_text"]

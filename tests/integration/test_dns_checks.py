@@ -7,7 +7,7 @@ Each test serves the zones it needs (the MTAs' names and reverse zones, a DNSBL 
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from exporter.redis_connection import open_redis
 from exporter.service import make_resolver
 from exporter.snapshot import CheckState, RblState, Snapshot, TargetState
 from exporter.store import IssueKey, Store
-from tests.harness.nsd_server import NsdServer, zone_text
+from tests.harness.nsd_server import NsdFactory, NsdServer, zone_text
 from tests.harness.ports import HOST
 from tests.harness.redis_server import RedisServer
 from tests.harness.smtp_listener import SmtpListener
@@ -40,8 +40,6 @@ REVERSE_V6 = "8.b.d.0.1.0.0.2.ip6.arpa."
 ZEN = "zen.spamhaus.org"
 SCORE = "score.senderscore.com"
 HELO_TIMEOUT = 0.3
-
-Starter = Callable[..., NsdServer]
 
 
 def _zones(
@@ -103,33 +101,15 @@ def _as_previous(results: DnsResults) -> Snapshot:
     return Snapshot(taken_at=NOW, targets=results.targets, zones=results.zones)
 
 
-@pytest.fixture
-def start_nsd(tmp_path: Path) -> Iterator[Starter]:
-    """Start an nsd (``NsdServer`` keyword arguments after the zones); all stopped after."""
-    started: list[NsdServer] = []
-
-    def start(zones: Mapping[str, str], **options: Any) -> NsdServer:
-        server = NsdServer(tmp_path / f"nsd{len(started)}", zones, **options)
-        started.append(server)
-        server.start()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
-
-
 # --- RBL verdicts ---------------------------------------------------------------------
 
 
 async def test_listing_with_txt_reason_reaches_state_and_redis_issue(
-    start_nsd: Starter, redis_server: RedisServer, tmp_path: Path
+    nsd_factory: NsdFactory, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     text = "Listed in XBL <https://check.spamhaus.org/query/ip/10.0.0.25>"
     reason = f"{text} Über"
-    nsd = start_nsd(_zones([f"{REV1} IN A 127.0.0.4", rf'{REV1} IN TXT "{text}" " \195\156ber"']))
+    nsd = nsd_factory(_zones([f"{REV1} IN A 127.0.0.4", rf'{REV1} IN TXT "{text}" " \195\156ber"']))
     link = "https://check.spamhaus.org/listed/?searchterm={ip}"
     config = _config(nsd.port, rbls=[{"zone": ZEN, "removal_link": link}])
     connection = await open_redis(redis_server.url, tmp_path / "unused")
@@ -162,8 +142,8 @@ async def test_listing_with_txt_reason_reaches_state_and_redis_issue(
     }
 
 
-async def test_not_listed(start_nsd: Starter) -> None:
-    nsd = start_nsd(_zones())
+async def test_not_listed(nsd_factory: NsdFactory) -> None:
+    nsd = nsd_factory(_zones())
     results = await _collect(_config(nsd.port))
     assert _only(results).rbl[ZEN] == RblState(listed=False, lookup_ok=True, since=NOW)
     assert results.reports["rbl"].errors == 0
@@ -172,8 +152,10 @@ async def test_not_listed(start_nsd: Starter) -> None:
 @pytest.mark.parametrize(
     "code", ["127.255.255.252", "127.255.255.254", "127.255.255.255", "127.0.0.1"]
 )
-async def test_non_listing_code_is_unknown_and_never_listed(start_nsd: Starter, code: str) -> None:
-    nsd = start_nsd(_zones())
+async def test_non_listing_code_is_unknown_and_never_listed(
+    nsd_factory: NsdFactory, code: str
+) -> None:
+    nsd = nsd_factory(_zones())
     config = _config(nsd.port)
     before = await _collect(config)
     assert _only(before).rbl[ZEN].listed is False
@@ -188,16 +170,16 @@ async def test_non_listing_code_is_unknown_and_never_listed(start_nsd: Starter, 
     assert results.reports["rbl"].errors == 1
 
 
-async def test_answer_outside_loopback_is_unknown(start_nsd: Starter) -> None:
-    nsd = start_nsd(_zones([f"{REV1} IN A 192.0.2.1"]))
+async def test_answer_outside_loopback_is_unknown(nsd_factory: NsdFactory) -> None:
+    nsd = nsd_factory(_zones([f"{REV1} IN A 192.0.2.1"]))
     results = await _collect(_config(nsd.port))
     state = _only(results).rbl[ZEN]
     assert (state.listed, state.lookup_ok) == (None, False)
     assert "answer outside 127.0.0.0/8 (192.0.2.1)" in state.problem
 
 
-async def test_wildcard_zone_is_unhealthy_and_lists_nobody(start_nsd: Starter) -> None:
-    nsd = start_nsd(_zones(rbl_zone=zone_text(ZEN, ["* IN A 127.0.0.2"])))
+async def test_wildcard_zone_is_unhealthy_and_lists_nobody(nsd_factory: NsdFactory) -> None:
+    nsd = nsd_factory(_zones(rbl_zone=zone_text(ZEN, ["* IN A 127.0.0.2"])))
     results = await _collect(_config(nsd.port, hosts=[MTA1, MTA6]))
     zone = results.zones[ZEN]
     assert not zone.healthy
@@ -211,9 +193,9 @@ async def test_wildcard_zone_is_unhealthy_and_lists_nobody(start_nsd: Starter) -
 
 
 async def test_ipv6_listing_in_nibble_format_for_a_host_with_only_aaaa(
-    start_nsd: Starter,
+    nsd_factory: NsdFactory,
 ) -> None:
-    nsd = start_nsd(_zones([f"{REV6} IN A 127.0.0.2"]))
+    nsd = nsd_factory(_zones([f"{REV6} IN A 127.0.0.2"]))
     results = await _collect(_config(nsd.port, hosts=[MTA6]))
     target = _only(results)
     assert target.ip == IP6
@@ -237,9 +219,9 @@ async def test_ipv6_listing_in_nibble_format_for_a_host_with_only_aaaa(
     ],
 )
 async def test_zone_that_fails_to_answer_is_unhealthy(
-    start_nsd: Starter, rbl: str, status: str, problem: str
+    nsd_factory: NsdFactory, rbl: str, status: str, problem: str
 ) -> None:
-    nsd = start_nsd(_zones(), servfail_zones=[rbl] if status == "SERVFAIL" else [])
+    nsd = nsd_factory(_zones(), servfail_zones=[rbl] if status == "SERVFAIL" else [])
     results = await _collect(_config(nsd.port, rbls=[ZEN, rbl]))
     name = zone_label(rbl)  # a Spamhaus DQS key stays out of what is reported
     assert results.zones[ZEN].healthy
@@ -263,9 +245,9 @@ async def test_zone_that_fails_to_answer_is_unhealthy(
     ],
 )
 async def test_senderscore(
-    start_nsd: Starter, records: list[str], score: int | None, problem: str
+    nsd_factory: NsdFactory, records: list[str], score: int | None, problem: str
 ) -> None:
-    nsd = start_nsd(_zones(score=records))
+    nsd = nsd_factory(_zones(score=records))
     results = await _collect(_config(nsd.port))
     target = _only(results)
     assert (target.senderscore, target.senderscore_problem) == (score, problem)
@@ -316,9 +298,9 @@ async def test_senderscore(
     ],
 )
 async def test_ptr_and_forward(
-    start_nsd: Starter, hosts: Any, ptr_v4: list[str], ptr: CheckState, forward: CheckState
+    nsd_factory: NsdFactory, hosts: Any, ptr_v4: list[str], ptr: CheckState, forward: CheckState
 ) -> None:
-    nsd = start_nsd(_zones(ptr_v4=ptr_v4))
+    nsd = nsd_factory(_zones(ptr_v4=ptr_v4))
     results = await _collect(_config(nsd.port, hosts=hosts))
     checks = _only(results).checks
     assert (checks["ptr"], checks["forward"]) == (ptr, forward)
@@ -344,9 +326,9 @@ async def _dead_name_server(kind: str, nsd: NsdServer) -> AsyncIterator[int]:
     [("silent", "timed out"), ("stopped", "Could not contact DNS servers")],
 )
 async def test_dead_name_server_keeps_the_last_trustworthy_verdicts(
-    start_nsd: Starter, kind: str, failure: str
+    nsd_factory: NsdFactory, kind: str, failure: str
 ) -> None:
-    nsd = start_nsd(
+    nsd = nsd_factory(
         _zones(
             [f"{REV1} IN A 127.0.0.2", f'{REV1} IN TXT "spam seen"'],
             score=[f"{REV1} IN A 127.0.4.85"],
@@ -380,9 +362,9 @@ async def test_dead_name_server_keeps_the_last_trustworthy_verdicts(
 # --- HELO -----------------------------------------------------------------------------------
 
 
-async def _helo_cycle(start_nsd: Starter, greeting: bytes | None) -> tuple[DnsResults, float]:
+async def _helo_cycle(nsd_factory: NsdFactory, greeting: bytes | None) -> tuple[DnsResults, float]:
     """One cycle for an MTA at 127.0.0.1 whose SMTP port greets with ``greeting``."""
-    nsd = start_nsd(_zones())
+    nsd = nsd_factory(_zones())
     async with SmtpListener(greeting) as listener:
         config = _config(
             nsd.port,
@@ -407,14 +389,14 @@ async def _helo_cycle(start_nsd: Starter, greeting: bytes | None) -> tuple[DnsRe
         ),
     ],
 )
-async def test_helo_banner(start_nsd: Starter, greeting: bytes, expected: CheckState) -> None:
-    results, _ = await _helo_cycle(start_nsd, greeting)
+async def test_helo_banner(nsd_factory: NsdFactory, greeting: bytes, expected: CheckState) -> None:
+    results, _ = await _helo_cycle(nsd_factory, greeting)
     assert _only(results).checks["helo"] == expected
     assert results.reports["helo"].errors == 0
 
 
-async def test_helo_silence_is_no_pass_and_ends_with_the_timeout(start_nsd: Starter) -> None:
-    results, elapsed = await _helo_cycle(start_nsd, None)
+async def test_helo_silence_is_no_pass_and_ends_with_the_timeout(nsd_factory: NsdFactory) -> None:
+    results, elapsed = await _helo_cycle(nsd_factory, None)
     # No greeting is not a wrong banner: the check is unknown (not a pass, not a fail).
     assert _only(results).checks["helo"] == CheckState(
         ok=None,
@@ -425,10 +407,10 @@ async def test_helo_silence_is_no_pass_and_ends_with_the_timeout(start_nsd: Star
 
 
 async def test_a_list_that_dies_inside_the_ttl_fails_its_self_test_at_once(
-    start_nsd: Starter,
+    nsd_factory: NsdFactory,
 ) -> None:
     """The self-test asks the server, never the cache: the wildcard shows next cycle."""
-    nsd = start_nsd(_zones())
+    nsd = nsd_factory(_zones())
     config = _config(nsd.port)
     resolver = make_resolver(config)
     try:

@@ -10,13 +10,12 @@ import asyncio
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from exporter.resolver import Answer, RecordType, Resolver, Status
-from tests.harness.nsd_server import IPV6_HOST, NsdServer, zone_text
+from tests.harness.nsd_server import IPV6_HOST, NsdFactory, NsdServer, zone_text
 from tests.harness.ports import HOST
 from tests.harness.udp_dns import DnsRelay, SilentUdpServer
 
@@ -31,8 +30,6 @@ MANY = 100
 # and \255 (not UTF-8 at all).
 HOSTILE_TXT = r'"\195\156ber \000 \"q\" \010<script>alert(1)</script> \255"'
 HOSTILE_TEXT = 'Über \x00 "q" \n<script>alert(1)</script> \ufffd'
-
-Starter = Callable[..., NsdServer]
 
 
 def _zones(ttl: int = 300) -> dict[str, str]:
@@ -66,30 +63,8 @@ def _ipv6_loopback() -> bool:
 
 
 @pytest.fixture
-def start_nsd(tmp_path: Path) -> Iterator[Starter]:
-    """Start an nsd (``NsdServer`` arguments after the zones); all are stopped after."""
-    started: list[NsdServer] = []
-
-    def start(
-        zones: Mapping[str, str], *, servfail_zones: Sequence[str] = (), ipv6: bool = False
-    ) -> NsdServer:
-        server = NsdServer(
-            tmp_path / f"nsd{len(started)}", zones, servfail_zones=servfail_zones, ipv6=ipv6
-        )
-        started.append(server)
-        server.start()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
-
-
-@pytest.fixture
-def nsd(start_nsd: Starter) -> NsdServer:
-    return start_nsd(_zones(), servfail_zones=[SERVFAIL_ZONE])
+def nsd(nsd_factory: NsdFactory) -> NsdServer:
+    return nsd_factory(_zones(), servfail_zones=[SERVFAIL_ZONE])
 
 
 @pytest.fixture
@@ -283,10 +258,10 @@ async def test_close_ends_lookups_still_waiting() -> None:
 # --- IPv6 name server ------------------------------------------------------------------
 
 
-async def test_ipv6_name_server(start_nsd: Starter) -> None:
+async def test_ipv6_name_server(nsd_factory: NsdFactory) -> None:
     if not _ipv6_loopback():
         pytest.skip("::1 is not available on this machine")
-    server = start_nsd(_zones(), ipv6=True)
+    server = nsd_factory(_zones(), ipv6=True)
     resolver = Resolver([IPV6_HOST], port=server.port, timeout=1.0, attempts=1)
     try:
         answers = await resolver.lookup_many(
@@ -315,8 +290,8 @@ def _ttl_zones(address: str, *, with_new_name: bool = False) -> dict[str, str]:
     }
 
 
-async def test_answers_are_cached_for_their_ttl(start_nsd: Starter) -> None:
-    server = start_nsd(_ttl_zones("127.0.0.2"))
+async def test_answers_are_cached_for_their_ttl(nsd_factory: NsdFactory) -> None:
+    server = nsd_factory(_ttl_zones("127.0.0.2"))
     queries: list[tuple[str, RecordType]] = [
         (f"a.{CACHED}", "A"),
         (f"new.{CACHED}", "A"),
@@ -344,8 +319,8 @@ async def test_answers_are_cached_for_their_ttl(start_nsd: Starter) -> None:
     ]
 
 
-async def test_cached_answer_survives_the_name_server_stopping(start_nsd: Starter) -> None:
-    server = start_nsd(_ttl_zones("127.0.0.2"))
+async def test_cached_answer_survives_the_name_server_stopping(nsd_factory: NsdFactory) -> None:
+    server = nsd_factory(_ttl_zones("127.0.0.2"))
     resolver = Resolver([HOST], port=server.port, timeout=0.2, attempts=1)
     try:
         first = await resolver.lookup(f"a.{CACHED}", "A")
