@@ -41,10 +41,12 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         log: logging.Logger | None = None,
+        cycle_timeout: float | None = None,
     ) -> None:
         if not (math.isfinite(interval) and interval > 0):
             raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
         self._run_cycle = run_cycle
+        self._cycle_timeout = cycle_timeout
         self._interval = float(interval)
         self._clock = clock
         self._sleep = sleep
@@ -144,10 +146,16 @@ class Scheduler:
         self._last_started = started
         self._running = True
         error: Exception | None = None
+        # A deadline for the whole cycle: every check has its own timeout, but a hang
+        # nobody foresaw must not stop the schedule for good.
+        deadline = asyncio.timeout(self._cycle_timeout)
         try:
-            await self._run_cycle()
+            async with deadline:
+                await self._run_cycle()
         except Exception as exc:  # any failure of one cycle; CancelledError passes
             error = exc
+            if deadline.expired():
+                error = TimeoutError(f"the cycle did not end within {self._cycle_timeout:g}s")
         finally:
             self._running = False
         finished = self._clock()

@@ -31,6 +31,8 @@ __all__ = ["STALE_AFTER_INTERVALS", "build_app", "cycle_health", "make_resolver"
 
 STALE_AFTER_INTERVALS = 3
 """``/healthz`` fails when no cycle finished for this many intervals."""
+CYCLE_TIMEOUT_INTERVALS = 2
+"""A cycle still running after this many intervals is cancelled and counted failed."""
 
 
 def make_resolver(config: Config) -> Resolver:
@@ -72,7 +74,9 @@ def cycle_health(
 def build_app(store: Store, config: Config) -> Starlette:
     resolver = make_resolver(config)
     collection = Collection(config, resolver, store)
-    scheduler = Scheduler(collection.run, config.interval)
+    scheduler = Scheduler(
+        collection.run, config.interval, cycle_timeout=CYCLE_TIMEOUT_INTERVALS * config.interval
+    )
     page = MetricsPage(lambda: collection.snapshot)
     started = time.monotonic()
 

@@ -409,3 +409,31 @@ def test_interval_must_be_positive(interval: float) -> None:
 
     with pytest.raises(ValueError, match="interval must be a positive number"):
         Scheduler(nothing, interval)
+
+
+async def test_a_cycle_past_its_deadline_is_cancelled_and_counted_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hung = asyncio.Event()
+    calls = 0
+
+    async def hanging() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await hung.wait()  # a hang nobody foresaw
+
+    scheduler = Scheduler(hanging, 0.01, log=logging.getLogger(LOGGER), cycle_timeout=0.05)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await asyncio.wait_for(_until_cycles(scheduler, 2), timeout=5)
+    finally:
+        await scheduler.stop(task)
+    assert scheduler.failures == 1
+    [failed] = events(caplog, "cycle.failed")
+    assert "the cycle did not end within 0.05s" in failed.getMessage()
+
+
+async def _until_cycles(scheduler: Scheduler, count: int) -> None:
+    while scheduler.cycles < count:
+        await asyncio.sleep(0.01)
