@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from exporter.config import Config, Host
+from exporter.config import Config, Host, RblSpec
 from exporter.dns_source import HeloChecker, collect
 from exporter.dnsbl import zone_label
 from exporter.helo import check_helo
@@ -45,10 +45,11 @@ def in_shard(fqdn: str, index: int, count: int) -> bool:
     return int.from_bytes(digest[:8], "big") % count == index
 
 
-def _issues(target: TargetState, config: Config) -> dict[IssueKey, dict[str, Any]]:
-    """The issues ``target`` has now, with their detail."""
+def _issues(
+    target: TargetState, config: Config, specs: Mapping[str, RblSpec]
+) -> dict[IssueKey, dict[str, Any]]:
+    """The issues ``target`` has now, with their detail (``specs``: zones by label)."""
     issues: dict[IssueKey, dict[str, Any]] = {}
-    specs = {zone_label(spec.zone): spec for spec in config.rbl_zones}
     for zone, state in target.rbl.items():
         if state.listed:
             spec = specs.get(zone)
@@ -129,6 +130,7 @@ class Collection:
         self.hosts: Sequence[Host] = [
             host for host in config.hosts if in_shard(host.fqdn, shard.index, shard.count)
         ]
+        self.zone_specs = {zone_label(spec.zone): spec for spec in config.rbl_zones}
 
     async def restore(self) -> bool:
         """Load the last snapshot from the store; False when there is none or it is unusable."""
@@ -216,7 +218,7 @@ class Collection:
         wanted: dict[IssueKey, tuple[str, dict[str, Any]]] = {}
         undetermined: set[IssueKey] = set()
         for target in snapshot.targets:
-            for key, detail in _issues(target, self.config).items():
+            for key, detail in _issues(target, self.config, self.zone_specs).items():
                 wanted[key] = (target.host, detail)
             undetermined |= _undetermined(target)
             change = _score_change(before.get((target.host, target.ip)), target)
