@@ -14,6 +14,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+import dns.exception
+import dns.message
+import dns.name
+
 from tests.harness.ports import HOST
 
 WAIT_LIMIT = 10.0
@@ -101,7 +105,7 @@ class DnsRelay(_QueryCounter):
         self.port = 0
         self.max_in_flight = 0
         self.forwarded = 0
-        self._waiting: dict[bytes, Address] = {}
+        self._waiting: dict[tuple[int, dns.name.Name, int], Address] = {}
         self._held: list[bytes] = []
         self._holding = False
         self._front: asyncio.DatagramTransport | None = None
@@ -121,15 +125,22 @@ class DnsRelay(_QueryCounter):
             self._forward(query)
 
     @staticmethod
-    def _key(message: bytes) -> bytes:
-        # id + the question section (the header's counts and flags differ in answers).
-        end = _question_end(message)
-        return message[:2] + message[12:end]
+    def _key(message: bytes) -> tuple[int, dns.name.Name, int] | None:
+        """The id and the question: what an answer shares with its query (None: garbage)."""
+        try:
+            parsed = dns.message.from_wire(message)
+        except dns.exception.DNSException:
+            return None
+        if not parsed.question:
+            return None
+        question = parsed.question[0]
+        return parsed.id, question.name, question.rdtype
 
     def _from_client(self, data: bytes, addr: Address) -> None:
-        if len(data) < 12:
+        key = self._key(data)
+        if key is None:
             return
-        self._waiting[self._key(data)] = addr
+        self._waiting[key] = addr
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.count()
         if self._holding:
@@ -143,9 +154,8 @@ class DnsRelay(_QueryCounter):
         self._back.sendto(query)
 
     def _from_upstream(self, data: bytes, _addr: Address) -> None:
-        if len(data) < 12:
-            return
-        client = self._waiting.pop(self._key(data), None)
+        key = self._key(data)
+        client = None if key is None else self._waiting.pop(key, None)
         if client is not None and self._front is not None:
             self._front.sendto(data, client)
 
@@ -169,11 +179,3 @@ class DnsRelay(_QueryCounter):
         for transport in (self._front, self._back):
             if transport is not None:
                 transport.close()
-
-
-def _question_end(message: bytes) -> int:
-    """Index just past the first question of a DNS message (an uncompressed name)."""
-    index = 12
-    while index < len(message) and message[index] != 0:
-        index += 1 + message[index]
-    return min(index + 1 + 4, len(message))  # the root label, then type and class
