@@ -327,6 +327,9 @@ class _EmbeddedServer:
 
     def _start_unless_running(self) -> bool:
         """With the flock held: start the server unless one answers; True if started."""
+        # A server on its way out (killed, its threads still exiting; or shutting down)
+        # resets connections: let it finish before deciding whether one runs.
+        self._wait_until(lambda: _ping(self.socket_path) != "going", "did not finish stopping")
         if _ping(self.socket_path) == "nothing":
             self.socket_path.unlink(missing_ok=True)  # stale, from a server that died
             _start_server(self.data_dir, self.socket_path)
@@ -497,13 +500,14 @@ def _admin_client(socket_path: pathlib.Path, timeout: float = _PROBE_TIMEOUT) ->
     )
 
 
-def _ping(socket_path: pathlib.Path) -> Literal["pong", "loading", "nothing"]:
+def _ping(socket_path: pathlib.Path) -> Literal["pong", "loading", "going", "nothing"]:
     """PING the server on ``socket_path``.
 
-    ``"loading"``: it runs but is still reading its data; ``"nothing"``: no server
-    listens there (no socket file, or a stale one). Anything else (a timeout, permission
-    denied) raises :class:`_StartFailed`: starting a second server on the same files
-    would be worse than failing.
+    ``"loading"``: it runs but is still reading its data; ``"going"``: it took the
+    connection but reset it unanswered (a server that is stopping); ``"nothing"``: no
+    server listens there (no socket file, or a stale one). Anything else (a timeout,
+    permission denied) raises :class:`_StartFailed`: starting a second server on the same
+    files would be worse than failing.
     """
     with _admin_client(socket_path) as client:
         try:
@@ -514,6 +518,8 @@ def _ping(socket_path: pathlib.Path) -> Literal["pong", "loading", "nothing"]:
             cause = os_error_behind(exc)
             if cause is not None and cause.errno in {errno.ENOENT, errno.ECONNREFUSED}:
                 return "nothing"
+            if cause is not None and cause.errno in {errno.ECONNRESET, errno.EPIPE}:
+                return "going"
             raise _StartFailed(
                 f"{socket_path} does not answer as redis-server should: {redis_error_reason(exc)}"
             ) from exc

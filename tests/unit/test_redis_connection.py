@@ -1,12 +1,13 @@
 """Redis error reasons, and the data_dir checks made before any server is started."""
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 import redis.exceptions
 
-from exporter.redis_connection import EMBEDDED_DB_NAME, open_redis
+from exporter.redis_connection import EMBEDDED_DB_NAME, _ping, open_redis
 from exporter.store import StoreUnavailable, redis_error_reason
 
 
@@ -76,3 +77,28 @@ async def test_a_data_dir_that_cannot_be_created_is_refused(tmp_path: Path) -> N
     assert str(caught.value).endswith(
         f"could not be started: data_dir {data_dir} cannot be created: Not a directory"
     )
+
+
+def test_a_server_that_resets_the_connection_is_going_not_absent(tmp_path: Path) -> None:
+    """A killed redis-server whose threads are still exiting takes connections, then
+    resets them: that is a server on its way out, not a socket nobody listens on."""
+    path = tmp_path / "redis.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen()
+
+        def reset_one() -> None:
+            connection, _ = listener.accept()
+            connection.recv(1)  # the PING is there and left unread: close() resets
+            connection.close()
+
+        closer = threading.Thread(target=reset_one)
+        closer.start()
+        try:
+            assert _ping(path) == "going"
+        finally:
+            closer.join(timeout=5)
+
+
+def test_no_socket_is_nothing(tmp_path: Path) -> None:
+    assert _ping(tmp_path / "redis.sock") == "nothing"
