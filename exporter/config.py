@@ -50,6 +50,7 @@ from exporter.config_types import (
     Regex,
     RemotePath,
     Seconds,
+    TimeZone,
     Url,
     UserName,
     check_ip,
@@ -227,6 +228,7 @@ class SndsSettings(_Model):
     key: SecretStr | None = None
     url: Url = "https://sendersupport.olc.protection.outlook.com/snds"
     refresh: Annotated[Seconds, duration_between(60)] = 3600.0
+    timeout: Annotated[Seconds, duration_between(1, 300)] = 30.0
 
 
 Rating = Literal["good", "neutral", "bad"]
@@ -245,6 +247,8 @@ class ReputationSource(_Model):
     url: Url
     field: Annotated[str, Field(min_length=1, pattern=r"^[^.\s]+(\.[^.\s]+)*$")]
     ratings: dict[str, Rating] = Field(default_factory=_default_ratings)
+    timeout: Annotated[Seconds, duration_between(0.1, 300)] = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
 
     @field_validator("url")
     @classmethod
@@ -260,6 +264,10 @@ class ReputationSource(_Model):
 
 class MailflowSettings(_Model):
     prefixes: list[Name] | None = Field(default=None, min_length=1)
+    timezone: TimeZone | None = None
+    """None: the exporter's local time zone decides what "today" is."""
+    max_domains: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """Without graph_domains: at most this many domains per prefix, the rest as ``other``."""
 
 
 class MaillogSettings(_Model):
@@ -267,11 +275,29 @@ class MaillogSettings(_Model):
     known_hosts: LocalPath | None = None
     """None: ``~/.ssh/known_hosts`` of the user running mtarep, found when SSH is used."""
     initial_window: Bytes = 50_000_000
+    timeout: Annotated[Seconds, duration_between(1, 3600)] = 60.0
+    """Per host and cycle: connecting, reading and parsing its log."""
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
 class AckserviceSettings(_Model):
     listen: Listen = DEFAULT_ACKSERVICE_LISTEN
     alertmanager_url: Url | None = None
+    url: Url | None = None
+    """How people reach the ackservice (links in alerts and silences); None: http://listen/."""
+    anonymous: bool = False
+    """Serve without logins. Only when said explicitly: otherwise http_auth_file is required."""
+
+
+class Thresholds(_Model):
+    """Where a value becomes an issue, and how bad each issue is (``exporter.severity``)."""
+
+    senderscore_below: Annotated[int, Field(ge=1, le=100)] = 70
+    snds_trap_hits: Annotated[int, Field(ge=1)] = 10
+    error_rbls: list[DnsName] = Field(
+        default_factory=lambda: ["spamhaus.org", "spamhaus.net", "spamcop.net"]
+    )
+    """A listing on one of these zones (or a zone below one) is an error, others a warning."""
 
 
 class ShardSettings(_Model):
@@ -312,6 +338,7 @@ class Config(_Model):
     mailflow: MailflowSettings = MailflowSettings()
     maillog: MaillogSettings = MaillogSettings()
     ackservice: AckserviceSettings = AckserviceSettings()
+    thresholds: Thresholds = Thresholds()
     shard: ShardSettings = ShardSettings()
 
     # Resolved views -----------------------------------------------------------------
@@ -520,6 +547,7 @@ def _all_keys() -> set[str]:
         MailflowSettings,
         MaillogSettings,
         AckserviceSettings,
+        Thresholds,
         ShardSettings,
     ]
     return {name for model in models for name in model.model_fields}

@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 import string
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -238,6 +239,19 @@ def check_redis_url(value: str) -> str:
     return url
 
 
+def check_timezone(value: str) -> str:
+    """An IANA time zone name like Europe/Berlin or UTC."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _fail(
+            "timezone",
+            "expected a time zone name like Europe/Berlin or UTC, got {got}",
+            got=_shown(value),
+        ) from None
+    return value
+
+
 def check_regex(value: str) -> str:
     try:
         re.compile(value)
@@ -305,6 +319,7 @@ Name = Annotated[str, AfterValidator(check_name)]
 Url = Annotated[str, AfterValidator(check_url)]
 RedisUrl = Annotated[str, AfterValidator(check_redis_url)]
 Regex = Annotated[str, AfterValidator(check_regex)]
+TimeZone = Annotated[str, AfterValidator(check_timezone)]
 Listen = Annotated[ListenAddress, PlainValidator(parse_listen)]
 LocalPath = Annotated[Path, BeforeValidator(resolve_local_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]

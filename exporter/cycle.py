@@ -14,85 +14,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from exporter.config import Config, Host, RblSpec
+from exporter.config import Config, Host
 from exporter.dns_source import HeloChecker, collect
 from exporter.dnsbl import zone_label
 from exporter.helo import check_helo
+from exporter.issues import current_issues, undetermined_issues
 from exporter.logs import event
 from exporter.resolver import Resolver
 from exporter.senderscore import band
 from exporter.snapshot import Snapshot, SourceReport, TargetState
-from exporter.store import IssueKey, IssueKind, IssueRecord, Store, StoreError
+from exporter.store import IssueKey, IssueRecord, Store, StoreError
 
-__all__ = ["OWNED_KINDS", "SENDERSCORE_ISSUE_BELOW", "Collection", "in_shard"]
+__all__ = ["Collection", "in_shard"]
 
 _LOG = logging.getLogger("mtarep.exporter.cycle")
-
-SENDERSCORE_ISSUE_BELOW = 70
-"""A Sender Score below this opens a ``senderscore`` issue (the old tool's warning)."""
-OWNED_KINDS: frozenset[IssueKind] = frozenset({"rbl", "senderscore", "dns"})
-"""Issue kinds this exporter's sources open and clear."""
 
 
 def in_shard(fqdn: str, index: int, count: int) -> bool:
     """Whether shard ``index`` of ``count`` monitors ``fqdn`` (a stable hash of the name)."""
     digest = hashlib.sha256(fqdn.lower().encode()).digest()
     return int.from_bytes(digest[:8], "big") % count == index
-
-
-def _issues(
-    target: TargetState, config: Config, specs: Mapping[str, RblSpec]
-) -> dict[IssueKey, dict[str, Any]]:
-    """The issues ``target`` has now, with their detail (``specs``: zones by label)."""
-    issues: dict[IssueKey, dict[str, Any]] = {}
-    for zone, state in target.rbl.items():
-        if state.listed:
-            spec = specs.get(zone)
-            link = spec.removal_link if spec else None
-            assistance = config.assistance_links.get(spec.zone if spec else zone)
-            issues[IssueKey(target.ip, "rbl", zone)] = {
-                "zone": zone,
-                "codes": list(state.codes),
-                "meaning": state.meaning,
-                "reason": state.reason,
-                "removal_link": link.replace("{ip}", target.ip) if link else None,
-                "assistance_link": assistance,
-                "lookup_ok": state.lookup_ok,
-                "since": state.since,
-            }
-    if target.senderscore is not None and target.senderscore < SENDERSCORE_ISSUE_BELOW:
-        issues[IssueKey(target.ip, "senderscore", "senderscore")] = {
-            "score": target.senderscore,
-            "band": band(target.senderscore),
-            "threshold": SENDERSCORE_ISSUE_BELOW,
-        }
-    for check, check_state in target.checks.items():
-        if check_state.ok is False:
-            issues[IssueKey(target.ip, "dns", check)] = {
-                "check": check,
-                "detail": check_state.detail,
-            }
-    return issues
-
-
-def _undetermined(target: TargetState) -> set[IssueKey]:
-    """The issues of ``target`` whose check gave no trustworthy answer this cycle."""
-    keys = {
-        IssueKey(target.ip, "rbl", zone)
-        for zone, state in target.rbl.items()
-        if not state.lookup_ok
-    }
-    keys |= {
-        IssueKey(target.ip, "dns", check) for check, state in target.checks.items() if state.problem
-    }
-    if target.senderscore_problem:
-        keys.add(IssueKey(target.ip, "senderscore", "senderscore"))
-    return keys
 
 
 def _score_change(before: TargetState | None, after: TargetState) -> str | None:
@@ -215,21 +160,18 @@ class Collection:
                     "ips": {t.ip: t.model_dump(mode="json") for t in targets},
                 },
             )
-        wanted: dict[IssueKey, tuple[str, dict[str, Any]]] = {}
-        undetermined: set[IssueKey] = set()
         for target in snapshot.targets:
-            for key, detail in _issues(target, self.config, self.zone_specs).items():
-                wanted[key] = (target.host, detail)
-            undetermined |= _undetermined(target)
             change = _score_change(before.get((target.host, target.ip)), target)
             if change:
                 key = IssueKey(target.ip, "senderscore", "senderscore")
                 await self.store.record_change(key, target.host, change)
+        wanted = current_issues(snapshot, self.config, self.zone_specs)
+        undetermined = undetermined_issues(snapshot)
         for key, (fqdn, detail) in wanted.items():
             await self.store.open_issue(key, fqdn, detail)
         for record in await self._owned_open_issues():
             # Unknown this cycle: neither open nor clear it, whatever it was.
-            if record.key not in wanted and record.key not in undetermined:
+            if record.key not in wanted and not undetermined.covers(record.key, record.host):
                 await self.store.clear_issue(record.key)
 
     async def _owned_open_issues(self) -> list[IssueRecord]:
@@ -239,6 +181,5 @@ class Collection:
         return [
             record
             for record in await self.store.open_issues()
-            if record.key.kind in OWNED_KINDS
-            and (record.host in mine or record.host not in configured)
+            if record.host in mine or record.host not in configured
         ]

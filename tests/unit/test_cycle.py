@@ -15,7 +15,8 @@ import pytest
 import redis.asyncio
 
 from exporter.config import Config
-from exporter.cycle import SENDERSCORE_ISSUE_BELOW, Collection, in_shard
+from exporter.config import Thresholds
+from exporter.cycle import Collection, in_shard
 from exporter.dns_source import collect
 from exporter.dnsbl import query_name, reverse_name
 from exporter.metrics import build_registry, render_snapshot
@@ -37,6 +38,7 @@ ASSISTANCE = "https://help.example.test/delisting"
 TXT = "Listed for spam, see https://bl.test/lookup/192.0.2.10"
 RBL_KEY = IssueKey(IP, "rbl", ZONE)
 SCORE_KEY = IssueKey(IP, "senderscore", "senderscore")
+SENDERSCORE_ISSUE_BELOW = Thresholds().senderscore_below
 
 
 # -- fakes -----------------------------------------------------------------------------
@@ -263,6 +265,8 @@ async def test_listed_ip_opens_an_rbl_issue_with_its_detail(env: Env) -> None:
     assert record is not None
     assert record.host == HOST
     assert record.detail == {
+        "summary": "listed on bl.test: spam source",
+        "severity": "warning",
         "zone": ZONE,
         "codes": ["127.0.0.2"],
         "meaning": "spam source",
@@ -483,7 +487,15 @@ async def test_low_sender_score_opens_an_issue(env: Env) -> None:
     assert only(snapshot).senderscore == 55
     record = await env.issue(SCORE_KEY)
     assert record is not None
-    assert record.detail == {"score": 55, "band": "poor", "threshold": SENDERSCORE_ISSUE_BELOW}
+    assert record.detail == {
+        "summary": "Sender Score 55 is below 70",
+        "severity": "warning",
+        "removal_link": None,
+        "assistance_link": None,
+        "score": 55,
+        "band": "poor",
+        "threshold": SENDERSCORE_ISSUE_BELOW,
+    }
     assert [e.type for e in await env.events(SCORE_KEY)] == ["issue_opened"]
 
 
@@ -586,6 +598,10 @@ async def test_ptr_mismatch_opens_a_dns_issue(env: Env) -> None:
     record = await env.issue(IssueKey(IP, "dns", "ptr"))
     assert record is not None
     assert record.detail == {
+        "summary": "the PTR record does not name the host",
+        "severity": "error",
+        "removal_link": None,
+        "assistance_link": None,
         "check": "ptr",
         "detail": f"PTR names static.10.2.0.192.isp.example, expected {HOST}",
     }
@@ -633,7 +649,14 @@ async def test_helo_failure_opens_a_dns_issue(env: Env) -> None:
     assert only(snapshot).checks["helo"].ok is False
     record = await env.issue(IssueKey(IP, "dns", "helo"))
     assert record is not None
-    assert record.detail == {"check": "helo", "detail": "the MTA announces localhost"}
+    assert record.detail == {
+        "summary": "the SMTP greeting does not name the host",
+        "severity": "error",
+        "removal_link": None,
+        "assistance_link": None,
+        "check": "helo",
+        "detail": "the MTA announces localhost",
+    }
 
 
 async def test_no_greeting_is_unknown_keeps_the_last_result_and_is_a_source_error(
@@ -804,11 +827,11 @@ async def test_issues_of_a_host_removed_from_the_config_are_cleared(env: Env) ->
     assert await env.issue(gone) is None
 
 
-async def test_issues_of_kinds_other_sources_own_are_not_touched(env: Env) -> None:
-    provider = IssueKey(IP, "provider", "gmail")
+async def test_an_issue_of_a_source_no_longer_configured_is_cleared(env: Env) -> None:
+    provider = IssueKey(IP, "provider", "gmail")  # the host has no maillog_path
     await env.store.open_issue(provider, HOST, {})
     await env.cycle(env.collection())
-    assert await env.issue(provider) is not None
+    assert await env.issue(provider) is None
 
 
 # -- Redis unavailable -----------------------------------------------------------------
