@@ -152,12 +152,17 @@ class Collection:
             by_host.setdefault(target.host, []).append(target)
         for host in self.hosts:
             targets = by_host.get(host.fqdn, [])
+            log = snapshot.maillog.get(host.fqdn)
             await self.store.save_host_results(
                 host.fqdn,
                 {
                     "alias": host.alias,
                     "ssh_host": host.ssh_host,
                     "ips": {t.ip: t.model_dump(mode="json") for t in targets},
+                    "maillog": None
+                    if log is None
+                    else log.model_dump(mode="json", exclude={"file_id", "offset"}),
+                    "snds_day": snapshot.snds.day,
                 },
             )
         for target in snapshot.targets:

@@ -14,8 +14,7 @@ import fakeredis
 import pytest
 import redis.asyncio
 
-from exporter.config import Config
-from exporter.config import Thresholds
+from exporter.config import Config, Thresholds
 from exporter.cycle import Collection, in_shard
 from exporter.dns_source import collect
 from exporter.dnsbl import query_name, reverse_name
