@@ -277,6 +277,8 @@ class MaillogSettings(_Model):
     initial_window: Bytes = 50_000_000
     timeout: Annotated[Seconds, duration_between(1, 3600)] = 60.0
     """Per host and cycle: connecting, reading and parsing its log."""
+    timezone: TimeZone | None = None
+    """The zone of year-less syslog timestamps (``Feb  8 14:02:11``); None: the exporter's."""
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
