@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded,
             "exporter",
             loaded.config.listen,
-            lambda store: build_app(store, loaded.config),
+            lambda store: build_app(store, loaded),
             args.log_level,
         )
     )
@@ -97,9 +97,12 @@ async def run_once(loaded: LoadedConfig, log_level: str = "INFO") -> int:
                 return 1
             resolver = make_resolver(loaded.config)
             try:
-                collection = Collection(loaded.config, resolver, store)
-                await collection.restore()
-                snapshot = await collection.run()
+                collection = Collection(loaded.config, resolver, store, snds_key=loaded.snds_key)
+                try:
+                    await collection.restore()
+                    snapshot = await collection.run()
+                finally:
+                    collection.close()
             finally:
                 await resolver.close()
     except StartupFailed:

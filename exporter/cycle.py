@@ -11,10 +11,12 @@ changes. Redis being away costs the store writes of that cycle (reported as the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,20 +26,42 @@ from exporter.dnsbl import zone_label
 from exporter.helo import check_helo
 from exporter.issues import current_issues, undetermined_issues
 from exporter.logs import event
+from exporter.mailflow import collect_mailflow
+from exporter.reputation_source import ReputationSources
 from exporter.resolver import Resolver
 from exporter.senderscore import band
 from exporter.snapshot import Snapshot, SourceReport, TargetState
+from exporter.snds_source import SndsSource
 from exporter.store import IssueKey, IssueRecord, Store, StoreError
 
 __all__ = ["Collection", "in_shard"]
 
 _LOG = logging.getLogger("mtarep.exporter.cycle")
+T = TypeVar("T")
 
 
 def in_shard(fqdn: str, index: int, count: int) -> bool:
     """Whether shard ``index`` of ``count`` monitors ``fqdn`` (a stable hash of the name)."""
     digest = hashlib.sha256(fqdn.lower().encode()).digest()
     return int.from_bytes(digest[:8], "big") % count == index
+
+
+async def _guarded(
+    reports: dict[str, SourceReport | None],
+    source: str,
+    work: Coroutine[Any, Any, T] | None,
+) -> T | None:
+    """Run one source (None: not configured). A crash fails that source alone: its
+    report in ``reports`` says why, the result is None, and the others go on."""
+    if work is None:
+        return None
+    try:
+        return await work
+    except Exception as error:
+        report = reports[source] = SourceReport()
+        report.fail(f"{source} failed: {type(error).__name__}: {error}")
+        event(_LOG, "source.crashed", logging.ERROR, source=source, error=repr(error))
+        return None
 
 
 def _score_change(before: TargetState | None, after: TargetState) -> str | None:
@@ -60,6 +84,9 @@ class Collection:
         clock: Callable[[], float] = time.time,
         helo_checker: HeloChecker = check_helo,
         log: logging.Logger = _LOG,
+        snds_key: str | None = None,
+        snds: SndsSource | None = None,
+        reputation: ReputationSources | None = None,
     ) -> None:
         self.config = config
         self.resolver = resolver
@@ -76,6 +103,22 @@ class Collection:
             host for host in config.hosts if in_shard(host.fqdn, shard.index, shard.count)
         ]
         self.zone_specs = {zone_label(spec.zone): spec for spec in config.rbl_zones}
+        if snds is None and snds_key:
+            settings = config.snds
+            snds = SndsSource(settings.url, snds_key, settings.refresh, settings.timeout)
+        self.snds = snds
+        """None: no SNDS key, the source is off."""
+        if reputation is None and config.reputation:
+            reputation = ReputationSources(config.reputation)
+        self.reputation = reputation
+        """None: no ``reputation:`` sources."""
+
+    def close(self) -> None:
+        """Release the sources' connections and threads."""
+        if self.snds is not None:
+            self.snds.close()
+        if self.reputation is not None:
+            self.reputation.close()
 
     async def restore(self) -> bool:
         """Load the last snapshot from the store; False when there is none or it is unusable."""
@@ -101,23 +144,62 @@ class Collection:
             clock=self.clock,
             helo_checker=self.helo_checker,
         )
+        reports: dict[str, SourceReport | None] = dict(results.reports)
+        ips = sorted({t.ip for t in results.targets})
+        now = self.clock()
+        before_snds = {t.ip: t.snds for t in previous.targets}
+        before_reputation = {t.ip: t.reputation for t in previous.targets}
+        snds_work = self.snds.collect(previous.snds, before_snds, ips, now) if self.snds else None
+        reputation_work = (
+            self.reputation.collect(ips, before_reputation, now) if self.reputation else None
+        )
+        mailflow_work = collect_mailflow(self.config, self.store, previous.mailflow, self.clock)
+        async with asyncio.TaskGroup() as group:
+            snds = group.create_task(_guarded(reports, "snds", snds_work))
+            reputation = group.create_task(_guarded(reports, "reputation", reputation_work))
+            mailflow = group.create_task(_guarded(reports, "mailflow", mailflow_work))
+        snds_feed, snds_states = previous.snds, before_snds
+        if (snds_result := snds.result()) is not None:
+            snds_feed, snds_states = snds_result.feed, snds_result.states
+            reports["snds"] = snds_result.report
+        reputation_states = before_reputation
+        if (reputation_result := reputation.result()) is not None:
+            reputation_states = reputation_result.states
+            reports["reputation"] = reputation_result.report
+        mailflow_state = previous.mailflow
+        if (mailflow_result := mailflow.result()) is not None:
+            mailflow_state = mailflow_result.state
+            reports["mailflow"] = mailflow_result.report
+        targets = tuple(
+            t.model_copy(
+                update={
+                    "snds": snds_states.get(t.ip) if self.snds else None,
+                    "reputation": reputation_states.get(t.ip, {}) if self.reputation else {},
+                }
+            )
+            for t in results.targets
+        )
         now = self.clock()
         sources = {
             name: report.state(previous.sources.get(name), now)
-            for name, report in results.reports.items()
+            for name, report in reports.items()
+            if report is not None
         }
-        if "store" in previous.sources:  # this cycle's is known once it is written
-            sources["store"] = previous.sources["store"]
+        for name in ("snds", "store"):  # not run this cycle: known as it was
+            if name in previous.sources and name not in sources:
+                sources[name] = previous.sources[name]
         lookups = dict(previous.dns_lookups)
         for status, count in self.resolver.counts.items():
             lookups[status] = lookups.get(status, 0) + count
         self.resolver.counts.clear()
         self.snapshot = Snapshot(
             taken_at=now,
-            targets=results.targets,
+            targets=targets,
             zones=results.zones,
             sources=sources,
             dns_lookups=lookups,
+            snds=snds_feed,
+            mailflow=mailflow_state,
         )
         report = SourceReport()
         started = time.monotonic()

@@ -12,7 +12,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -30,6 +32,39 @@ def event(log: logging.Logger, name: str, level: int = logging.INFO, **fields: o
     if log.isEnabledFor(level):
         parts = [name, *(f"{key}={field(value)}" for key, value in fields.items())]
         log.log(level, " ".join(parts))
+
+
+_SECRETS: set[str] = set()
+
+
+def _scrubbing(make_record: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def scrubbed(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        message = record.getMessage()
+        if any(known in message for known in _SECRETS):
+            for known in _SECRETS:
+                message = message.replace(known, _REDACTED)
+            record.msg, record.args = message, None
+        return record
+
+    scrubbed.mtarep_scrubbing = True  # type: ignore[attr-defined]
+    return scrubbed
+
+
+def hide_in_logs(secret: str) -> None:
+    """Replace ``secret`` by ``***`` in every log record from now on, whoever logs it.
+
+    Libraries log what they were given: urllib3 writes request URLs (with an SNDS
+    ``?key=``) into its debug lines and retry warnings. A record factory scrubs the
+    formatted message of every record as it is made, so no handler (a capture in a
+    test included) ever sees the secret.
+    """
+    if len(secret) < 4:  # too short to hide without mangling every line
+        return
+    _SECRETS.add(secret)
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "mtarep_scrubbing", False):
+        logging.setLogRecordFactory(_scrubbing(factory))
 
 
 def configure_logging(level: str = "INFO", error_log: Path | None = None) -> None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.snapshot import SOURCES, Snapshot
+from exporter.snapshot import SOURCES, Color, Rating, Snapshot
 
 __all__ = ["MetricsPage", "SnapshotCollector", "build_registry", "render", "render_snapshot"]
 
@@ -81,6 +83,9 @@ class SnapshotCollector(Collector):
         for zone, zone_state in snapshot.zones.items():
             healthy.add_metric([zone], 1 if zone_state.healthy else 0)
         yield from (info, score, listed, lookup_ok, listings, checks, healthy)
+        yield from _snds_families(snapshot)
+        yield from _reputation_families(snapshot)
+        yield from _mailflow_families(snapshot)
         yield from _collection_families(snapshot)
         queries = CounterMetricFamily(
             "mtarep_dns_queries",
@@ -90,6 +95,96 @@ class SnapshotCollector(Collector):
         for result, count in sorted(snapshot.dns_lookups.items()):
             queries.add_metric([result], count)
         yield queries
+
+
+def _snds_families(snapshot: Snapshot) -> Iterator[Metric]:
+    labels = ["host", "ip"]
+    color = GaugeMetricFamily(
+        "mtarep_snds_filter_result",
+        "SNDS filter result: 1 for the current colour, 0 for the others; absent: no data",
+        labels=[*labels, "color"],
+    )
+    traps = GaugeMetricFamily("mtarep_snds_trap_hits", "SNDS trap hits", labels=labels)
+    complaints = GaugeMetricFamily(
+        "mtarep_snds_complaint_rate", "SNDS complaint rate (a ratio, 0-1)", labels=labels
+    )
+    recipients = GaugeMetricFamily(
+        "mtarep_snds_message_recipients", "SNDS message recipients", labels=labels
+    )
+    blocked = GaugeMetricFamily(
+        "mtarep_snds_ip_blocked", "1 when SNDS IP status lists the IP as blocked", labels=labels
+    )
+    for target in snapshot.targets:
+        if target.snds is None:
+            continue
+        pair = [target.host, target.ip]
+        data = target.snds.data
+        if data is not None:
+            for name in get_args(Color):
+                color.add_metric([*pair, name], 1 if data.color == name else 0)
+            traps.add_metric(pair, data.trap_hits)
+            recipients.add_metric(pair, data.message_recipients)
+            if data.complaint_rate is not None:
+                complaints.add_metric(pair, data.complaint_rate)
+        if target.snds.blocked is not None:
+            blocked.add_metric(pair, 1 if target.snds.blocked else 0)
+    yield from (color, traps, complaints, recipients, blocked)
+    feed = snapshot.snds
+    if feed.day is not None:
+        day = datetime.strptime(feed.day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        yield GaugeMetricFamily(
+            "mtarep_snds_data_day_timestamp_seconds",
+            "Midnight UTC of the day the last good SNDS data is about",
+            value=day,
+        )
+    if feed.data_fetched_at is not None or feed.rows_skipped_total:
+        yield CounterMetricFamily(
+            "mtarep_snds_rows_skipped",
+            "SNDS rows that did not parse and were skipped",
+            value=feed.rows_skipped_total,
+        )
+
+
+def _reputation_families(snapshot: Snapshot) -> Iterator[Metric]:
+    labels = ["host", "ip", "source"]
+    rating = GaugeMetricFamily(
+        "mtarep_reputation",
+        "1 for the current rating of an HTTP reputation source, 0 for the others",
+        labels=[*labels, "rating"],
+    )
+    lookup_ok = GaugeMetricFamily(
+        "mtarep_reputation_lookup_ok",
+        "1 when this cycle's request to the source gave a trustworthy answer",
+        labels=labels,
+    )
+    for target in snapshot.targets:
+        for source, state in target.reputation.items():
+            key = [target.host, target.ip, source]
+            if state.rating is not None:
+                for name in get_args(Rating):
+                    rating.add_metric([*key, name], 1 if state.rating == name else 0)
+            lookup_ok.add_metric(key, 1 if state.lookup_ok else 0)
+    yield from (rating, lookup_ok)
+
+
+def _mailflow_families(snapshot: Snapshot) -> Iterator[Metric]:
+    messages = GaugeMetricFamily(
+        "mtarep_mailflow_messages",
+        "Today's count from the {prefix}:{YYYYMMDD}:{status} HINCRBY hashes",
+        labels=["source", "domain", "status"],
+    )
+    flow = snapshot.mailflow
+    for prefix, domains in sorted(flow.counts.items()):
+        for domain, statuses in domains.items():
+            for status, count in statuses.items():
+                messages.add_metric([prefix, domain, status], count)
+    yield messages
+    if flow.day:
+        yield GaugeMetricFamily(
+            "mtarep_mailflow_values_skipped",
+            "Fields of today's mail flow hashes that were skipped (not a count or a domain)",
+            value=flow.skipped,
+        )
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Metric]:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exporter.config import Config
+from exporter.config import Config, LoadedConfig
 from exporter.cycle import Collection
 from exporter.metrics import MetricsPage
 from exporter.resolver import Resolver
@@ -71,9 +71,10 @@ def cycle_health(
     return detail["ok"], detail
 
 
-def build_app(store: Store, config: Config) -> Starlette:
+def build_app(store: Store, loaded: LoadedConfig) -> Starlette:
+    config = loaded.config
     resolver = make_resolver(config)
-    collection = Collection(config, resolver, store)
+    collection = Collection(config, resolver, store, snds_key=loaded.snds_key)
     scheduler = Scheduler(
         collection.run, config.interval, cycle_timeout=CYCLE_TIMEOUT_INTERVALS * config.interval
     )
@@ -89,6 +90,7 @@ def build_app(store: Store, config: Config) -> Starlette:
         finally:
             await scheduler.stop(task)
             await resolver.close()
+            collection.close()
 
     async def metrics(request: Request) -> Response:
         if "gzip" in request.headers.get("accept-encoding", ""):

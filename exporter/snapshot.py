@@ -220,8 +220,8 @@ class MailflowState(_Frozen):
     """``YYYYMMDD`` of the counters, in the configured time zone."""
     counts: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
     """Prefix -> domain -> status (sent, bounced, expired, fbl) -> count."""
-    skipped_total: int = 0
-    """Hash fields whose value was not a whole number, since counting started."""
+    skipped: int = 0
+    """Fields of today's hashes that were skipped (not a count, or not a domain name)."""
 
 
 class ZoneState(_Frozen):

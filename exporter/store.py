@@ -16,6 +16,12 @@ percent-encoded (``urllib.parse.quote(part, safe="")``), so a ``:`` inside a par
 | `mtarep:events` | STREAM | `at type host ip kind subject [user note] [detail]`, MAXLEN (2) |
 | `mtarep:snapshot:{name}` | STRING | JSON: the exporter's last cycle (name = its shard, ``1of1``) |
 
+Keys other tools write, which mtarep only reads (the old tool's mail flow counters):
+
+| key | type | content |
+|---|---|---|
+| `{prefix}:{YYYYMMDD}:{status}` | HASH | domain -> count; status: sent bounced expired fbl |
+
 (1) ``first_seen``/``last_seen`` are Unix seconds; ``detail`` is a JSON object.
 (2) The stream is trimmed to exactly ``history_limit`` entries on every XADD;
 ``user`` and ``note`` are present on acknowledgement events only, ``detail`` (what
@@ -40,7 +46,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, get_args
 from urllib.parse import quote, unquote
@@ -506,6 +512,41 @@ class Store:
             for host, key, raw in zip(hosts, keys, values, strict=True)
             if raw is not None  # forgotten meanwhile
         }
+
+    @_mapped_errors
+    async def mailflow_prefixes(self, day: str, statuses: Sequence[str]) -> list[str]:
+        """Prefixes that have mail flow hashes for ``day`` (found with SCAN, never KEYS)."""
+        found: set[str] = set()
+        async for key in self._client.scan_iter(match=f"*:{day}:*", count=1000):
+            parts = str(key).rsplit(":", 2)
+            if len(parts) == 3 and parts[0] and parts[1] == day and parts[2] in statuses:
+                found.add(parts[0])
+        return sorted(found)
+
+    @_mapped_errors
+    async def mailflow_counts(
+        self, prefixes: Sequence[str], day: str, statuses: Sequence[str]
+    ) -> dict[tuple[str, str], dict[str, str] | StoreError]:
+        """The hash of every (prefix, status) for ``day``: field -> value as stored.
+
+        A missing hash is ``{}``; a key that is not a hash is a :class:`StoreError` in
+        its place (another tool's key that only looks like a counter).
+        """
+        pairs = [(prefix, status) for prefix in prefixes for status in statuses]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for prefix, status in pairs:
+                pipe.hgetall(f"{prefix}:{day}:{status}")
+            replies = await pipe.execute(raise_on_error=False)
+        counts: dict[tuple[str, str], dict[str, str] | StoreError] = {}
+        for (prefix, status), reply in zip(pairs, replies, strict=True):
+            if isinstance(reply, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+                raise reply
+            if isinstance(reply, Exception):
+                where = f"{prefix}:{day}:{status}"
+                counts[(prefix, status)] = StoreError(f"{where}: {redis_error_reason(reply)}")
+            else:
+                counts[(prefix, status)] = _text_map(reply)
+        return counts
 
     @_mapped_errors
     async def forget_host(self, host: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.logs import configure_logging, event, field, redact_url
+from exporter.logs import configure_logging, event, field, hide_in_logs, redact_url
 
 
 def test_plain_values_stay_plain() -> None:
@@ -79,3 +79,32 @@ def test_error_log_gets_warnings_only(tmp_path: Path) -> None:
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
     assert "s3c" not in redact_url(url)
+
+
+def test_a_hidden_secret_never_reaches_a_handler(caplog: pytest.LogCaptureFixture) -> None:
+    hide_in_logs("s3cr3t-snds-key")
+    library = logging.getLogger("urllib3.connectionpool")
+    with caplog.at_level(logging.DEBUG):
+        library.debug(
+            '%s://%s:%s "%s %s %s" %s',
+            "https",
+            "h",
+            443,
+            "GET",
+            "/d?key=s3cr3t-snds-key",
+            "HTTP/1.1",
+            200,
+        )
+        library.warning("Retrying after %r: %s", "boom", "/snds/data.aspx?key=s3cr3t-snds-key")
+        event(logging.getLogger("mtarep.test"), "x.y", url="https://h/d?key=s3cr3t-snds-key")
+    assert len(caplog.records) == 3
+    assert "s3cr3t-snds-key" not in caplog.text
+    assert caplog.text.count("key=***") == 3
+
+
+def test_a_very_short_secret_is_not_hidden_everywhere() -> None:
+    hide_in_logs("ab")  # would turn every "ab" of every line into ***
+    record = logging.getLogger("mtarep.test").makeRecord(
+        "t", logging.INFO, "f", 1, "about", (), None
+    )
+    assert record.getMessage() == "about"

@@ -544,6 +544,8 @@ def _public_calls(store: Store) -> dict[str, Callable[[], Awaitable[object]]]:
         "save_snapshot": lambda: store.save_snapshot("1of1", {}),
         "snapshot": lambda: store.snapshot("1of1"),
         "record_change": lambda: store.record_change(KEY, "mx1", "x"),
+        "mailflow_prefixes": lambda: store.mailflow_prefixes("20261201", ["sent"]),
+        "mailflow_counts": lambda: store.mailflow_counts(["acme"], "20261201", ["sent"]),
     }
 
 

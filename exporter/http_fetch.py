@@ -1,0 +1,135 @@
+"""HTTP GETs for the sources that read web services (SNDS, HTTP reputation).
+
+One :class:`HttpFetcher` per source: a ``requests`` session whose connection pool
+holds as many connections as the source may use at once, urllib3's own ``Retry``
+for one retry of a failed connection or a 5xx answer, a timeout on every request,
+and its own thread pool, so blocking ``requests`` calls never run on the event loop
+and one slow source never takes the threads of another. Every failure becomes an
+:class:`HttpProblem` whose message says what happened in a few words, with the
+source's secrets (an SNDS key in the URL) replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+from urllib3.util.retry import Retry
+
+from exporter import __version__
+from exporter.logs import hide_in_logs, redact_url
+from exporter.remote_text import printable
+
+__all__ = ["HttpFetcher", "HttpProblem", "Reply"]
+
+USER_AGENT = f"mtarep/{__version__} (+https://github.com/mtarep/mtarep)"
+_RETRY_STATUSES = (500, 502, 503, 504)
+
+
+class HttpProblem(Exception):
+    """A request that gave no usable answer; the message is safe to log and show."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    reason: str
+    content_type: str
+    text: str
+
+
+class HttpFetcher:
+    """GETs for one source, at most ``concurrency`` at a time, each within ``timeout``."""
+
+    def __init__(self, timeout: float, concurrency: int = 1, secrets: Sequence[str] = ()) -> None:
+        self.timeout = timeout
+        self._secrets = [secret for secret in secrets if secret]
+        for secret in self._secrets:
+            hide_in_logs(secret)
+        retry = Retry(
+            total=1,
+            status_forcelist=_RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=0.5,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        adapter = requests.adapters.HTTPAdapter(
+            max_retries=retry, pool_connections=1, pool_maxsize=concurrency
+        )
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="mtarep-http"
+        )
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return redact_url(text) if "://" in text else text
+
+    async def get(self, url: str) -> Reply:
+        """GET ``url`` (in this fetcher's threads); :class:`HttpProblem` on any failure."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._get, url)
+
+    def _get(self, url: str) -> Reply:
+        try:
+            response = self._session.get(url, timeout=self.timeout)
+            return Reply(
+                status=response.status_code,
+                reason=printable(response.reason or "", 60),
+                content_type=response.headers.get("Content-Type", ""),
+                text=response.text,
+            )
+        except requests.exceptions.RetryError as error:
+            raise HttpProblem(self.scrub(f"gave up after a retry: {_innermost(error)}")) from None
+        except requests.RequestException as error:
+            chain = _chain(error)
+            refused = any(isinstance(e, OSError) and e.errno for e in chain)
+            # (urllib3's NewConnectionError is a ConnectTimeoutError: the errno decides.)
+            timed_out = any(
+                isinstance(e, TimeoutError | urllib3.exceptions.TimeoutError) for e in chain
+            )
+            if timed_out and not refused:
+                raise HttpProblem(f"no answer within {self.timeout:g}s") from None
+            if isinstance(error, requests.ConnectionError):
+                raise HttpProblem(self.scrub(f"cannot connect: {_innermost(error)}")) from None
+            raise HttpProblem(self.scrub(f"request failed: {_innermost(error)}")) from None
+
+    def close(self) -> None:
+        self._session.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps: causes, contexts and urllib3's ``reason``."""
+    found: list[BaseException] = []
+    todo: list[BaseException] = [error]
+    while todo:
+        current = todo.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        inner += list(current.args[:1])
+        todo += [e for e in inner if isinstance(e, BaseException)]
+    return found
+
+
+def _innermost(error: BaseException) -> str:
+    """The most telling reason in ``error``'s chain: the OS' words when there are any
+    (``Connection refused``), else the innermost message."""
+    chain = _chain(error)
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    text = str(chain[-1]) or type(chain[-1]).__name__
+    return printable(text.split(": ", 1)[-1] if "Caused by" not in text else text, 200)

@@ -1,0 +1,110 @@
+"""HTTP reputation sources (``reputation:``): one GET per IP and source, judged by
+:func:`exporter.reputation.judge`.
+
+Each source has its own :class:`~exporter.http_fetch.HttpFetcher` (``concurrency``
+requests in flight, ``timeout`` each, one retry). A failed request or an answer that
+gives no rating is unknown: the last trustworthy rating stays (``lookup_ok`` 0 with
+the reason), exactly as for blocklists. One failing source never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from exporter.config import ReputationSource
+from exporter.http_fetch import HttpFetcher, HttpProblem
+from exporter.logs import event, redact_url
+from exporter.reputation import RatingVerdict, judge
+from exporter.snapshot import ReputationState, SourceReport
+
+__all__ = ["ReputationResult", "ReputationSources"]
+
+_LOG = logging.getLogger("mtarep.exporter.reputation")
+
+
+@dataclass
+class ReputationResult:
+    states: dict[str, dict[str, ReputationState]]
+    """IP -> source name -> state."""
+    report: SourceReport
+
+
+def _state(verdict: RatingVerdict, before: ReputationState | None, now: float) -> ReputationState:
+    previous = before or ReputationState()
+    if verdict.state == "unknown":
+        return previous.model_copy(update={"lookup_ok": False, "problem": verdict.problem})
+    rating = verdict.rating
+    return ReputationState(
+        rating=rating,
+        value=verdict.value,
+        lookup_ok=True,
+        since=previous.since if previous.rating == rating and previous.since else now,
+    )
+
+
+class ReputationSources:
+    def __init__(
+        self,
+        sources: Sequence[ReputationSource],
+        fetchers: Mapping[str, HttpFetcher] | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.fetchers = dict(fetchers or {})
+        for source in self.sources:
+            if source.name not in self.fetchers:
+                self.fetchers[source.name] = HttpFetcher(source.timeout, source.concurrency)
+
+    def close(self) -> None:
+        for fetcher in self.fetchers.values():
+            fetcher.close()
+
+    async def _ask(self, source: ReputationSource, ip: str) -> RatingVerdict:
+        url = source.url.replace("{ip}", quote(ip, safe=""))
+        try:
+            reply = await self.fetchers[source.name].get(url)
+        except HttpProblem as problem:
+            return RatingVerdict("unknown", problem=str(problem))
+        return judge(reply.status, reply.text, source.field, source.ratings)
+
+    async def collect(
+        self,
+        ips: Sequence[str],
+        previous: Mapping[str, Mapping[str, ReputationState]],
+        now: float,
+    ) -> ReputationResult:
+        """Every IP on every source; ``previous``: last cycle's states by IP and source."""
+        report = SourceReport()
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            tasks = {
+                (ip, source.name): group.create_task(self._ask(source, ip))
+                for source in self.sources
+                for ip in ips
+            }
+        states: dict[str, dict[str, ReputationState]] = {ip: {} for ip in ips}
+        problems: Counter[tuple[str, str]] = Counter()
+        for (ip, name), task in tasks.items():
+            verdict = task.result()
+            if verdict.state == "unknown":
+                report.fail(f"{name} for {ip}: {verdict.problem}")
+                problems[(name, verdict.problem)] += 1
+            states[ip][name] = _state(verdict, previous.get(ip, {}).get(name), now)
+        for (name, problem), count in problems.items():
+            source = next(s for s in self.sources if s.name == name)
+            event(
+                _LOG,
+                "reputation.unknown",
+                logging.WARNING,
+                source=name,
+                url=redact_url(source.url),
+                ips=count,
+                problem=problem,
+            )
+        report.duration = time.monotonic() - started
+        return ReputationResult(states, report)
