@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -27,10 +28,19 @@ from exporter.helo import check_helo
 from exporter.issues import current_issues, undetermined_issues
 from exporter.logs import event
 from exporter.mailflow import collect_mailflow
+from exporter.maillog_source import MaillogSource, logged_hosts
 from exporter.reputation_source import ReputationSources
 from exporter.resolver import Resolver
 from exporter.senderscore import band
-from exporter.snapshot import Snapshot, SourceReport, TargetState
+from exporter.snapshot import (
+    MailflowState,
+    MaillogState,
+    Snapshot,
+    SndsFeed,
+    SourceReport,
+    SourceState,
+    TargetState,
+)
 from exporter.snds_source import SndsSource
 from exporter.store import IssueKey, IssueRecord, Store, StoreError
 
@@ -38,6 +48,14 @@ __all__ = ["Collection", "in_shard"]
 
 _LOG = logging.getLogger("mtarep.exporter.cycle")
 T = TypeVar("T")
+
+
+@dataclass
+class _OtherResults:
+    targets: Sequence[TargetState]
+    snds: SndsFeed
+    mailflow: MailflowState
+    maillog: dict[str, MaillogState]
 
 
 def in_shard(fqdn: str, index: int, count: int) -> bool:
@@ -87,6 +105,7 @@ class Collection:
         snds_key: str | None = None,
         snds: SndsSource | None = None,
         reputation: ReputationSources | None = None,
+        maillog: MaillogSource | None = None,
     ) -> None:
         self.config = config
         self.resolver = resolver
@@ -112,6 +131,10 @@ class Collection:
             reputation = ReputationSources(config.reputation)
         self.reputation = reputation
         """None: no ``reputation:`` sources."""
+        if maillog is None and logged_hosts(self.hosts):
+            maillog = MaillogSource(config)
+        self.maillog = maillog
+        """None: no host of this shard has a ``maillog_path``."""
 
     def close(self) -> None:
         """Release the sources' connections and threads."""
@@ -119,6 +142,8 @@ class Collection:
             self.snds.close()
         if self.reputation is not None:
             self.reputation.close()
+        if self.maillog is not None:
+            self.maillog.close()
 
     async def restore(self) -> bool:
         """Load the last snapshot from the store; False when there is none or it is unusable."""
@@ -145,40 +170,7 @@ class Collection:
             helo_checker=self.helo_checker,
         )
         reports: dict[str, SourceReport | None] = dict(results.reports)
-        ips = sorted({t.ip for t in results.targets})
-        now = self.clock()
-        before_snds = {t.ip: t.snds for t in previous.targets}
-        before_reputation = {t.ip: t.reputation for t in previous.targets}
-        snds_work = self.snds.collect(previous.snds, before_snds, ips, now) if self.snds else None
-        reputation_work = (
-            self.reputation.collect(ips, before_reputation, now) if self.reputation else None
-        )
-        mailflow_work = collect_mailflow(self.config, self.store, previous.mailflow, self.clock)
-        async with asyncio.TaskGroup() as group:
-            snds = group.create_task(_guarded(reports, "snds", snds_work))
-            reputation = group.create_task(_guarded(reports, "reputation", reputation_work))
-            mailflow = group.create_task(_guarded(reports, "mailflow", mailflow_work))
-        snds_feed, snds_states = previous.snds, before_snds
-        if (snds_result := snds.result()) is not None:
-            snds_feed, snds_states = snds_result.feed, snds_result.states
-            reports["snds"] = snds_result.report
-        reputation_states = before_reputation
-        if (reputation_result := reputation.result()) is not None:
-            reputation_states = reputation_result.states
-            reports["reputation"] = reputation_result.report
-        mailflow_state = previous.mailflow
-        if (mailflow_result := mailflow.result()) is not None:
-            mailflow_state = mailflow_result.state
-            reports["mailflow"] = mailflow_result.report
-        targets = tuple(
-            t.model_copy(
-                update={
-                    "snds": snds_states.get(t.ip) if self.snds else None,
-                    "reputation": reputation_states.get(t.ip, {}) if self.reputation else {},
-                }
-            )
-            for t in results.targets
-        )
+        others = await self._other_sources(previous, results.targets, reports)
         now = self.clock()
         sources = {
             name: report.state(previous.sources.get(name), now)
@@ -194,13 +186,93 @@ class Collection:
         self.resolver.counts.clear()
         self.snapshot = Snapshot(
             taken_at=now,
-            targets=targets,
+            targets=others.targets,
             zones=results.zones,
             sources=sources,
             dns_lookups=lookups,
-            snds=snds_feed,
-            mailflow=mailflow_state,
+            snds=others.snds,
+            mailflow=others.mailflow,
+            maillog=others.maillog,
         )
+        await self._store(sources, now)
+        return self.snapshot
+
+    async def _other_sources(
+        self,
+        previous: Snapshot,
+        dns_targets: Sequence[TargetState],
+        reports: dict[str, SourceReport | None],
+    ) -> _OtherResults:
+        """SNDS, HTTP reputation, maillog and mail flow, side by side, for the targets the
+        DNS sources found. A source that is off, not due or crashed keeps its last state."""
+        now = self.clock()
+        ips = sorted({t.ip for t in dns_targets})
+        ips_by_host: dict[str, list[str]] = {}
+        for target in dns_targets:
+            ips_by_host.setdefault(target.host, []).append(target.ip)
+        before_snds = {t.ip: t.snds for t in previous.targets}
+        before_reputation = {t.ip: t.reputation for t in previous.targets}
+        snds, reputation, maillog = self.snds, self.reputation, self.maillog
+        async with asyncio.TaskGroup() as group:
+            snds_task = group.create_task(
+                _guarded(
+                    reports,
+                    "snds",
+                    snds.collect(previous.snds, before_snds, ips, now) if snds else None,
+                )
+            )
+            reputation_task = group.create_task(
+                _guarded(
+                    reports,
+                    "reputation",
+                    reputation.collect(ips, before_reputation, now) if reputation else None,
+                )
+            )
+            maillog_task = group.create_task(
+                _guarded(
+                    reports,
+                    "maillog",
+                    maillog.collect(self.hosts, previous.maillog, ips_by_host, now)
+                    if maillog
+                    else None,
+                )
+            )
+            mailflow_task = group.create_task(
+                _guarded(
+                    reports,
+                    "mailflow",
+                    collect_mailflow(self.config, self.store, previous.mailflow, self.clock),
+                )
+            )
+        others = _OtherResults(dns_targets, previous.snds, previous.mailflow, {})
+        snds_states, reputation_states = before_snds, before_reputation
+        if (snds_result := snds_task.result()) is not None:
+            others.snds, snds_states = snds_result.feed, snds_result.states
+            reports["snds"] = snds_result.report
+        if (reputation_result := reputation_task.result()) is not None:
+            reputation_states = reputation_result.states
+            reports["reputation"] = reputation_result.report
+        if (mailflow_result := mailflow_task.result()) is not None:
+            others.mailflow, reports["mailflow"] = mailflow_result.state, mailflow_result.report
+        if (maillog_result := maillog_task.result()) is not None:
+            others.maillog, reports["maillog"] = maillog_result
+        elif maillog is not None:  # crashed: nothing is known of any log this cycle
+            failed = {"read_ok": False, "problem": "the maillog source failed"}
+            others.maillog = {h: s.model_copy(update=failed) for h, s in previous.maillog.items()}
+        others.targets = [
+            t.model_copy(
+                update={
+                    "snds": snds_states.get(t.ip) if snds else None,
+                    "reputation": reputation_states.get(t.ip, {}) if reputation else {},
+                }
+            )
+            for t in dns_targets
+        ]
+        return others
+
+    async def _store(self, sources: dict[str, SourceState], now: float) -> None:
+        """Write the published snapshot: results, issues, history, then the snapshot
+        itself with this write's ``store`` state (so a restart shows it as it was)."""
         report = SourceReport()
         started = time.monotonic()
 
@@ -212,14 +284,12 @@ class Collection:
         try:
             await self._write(self.written)
             self.written = self.snapshot
-            # Saved with this cycle's store state, so a restart shows it as it was.
             self.snapshot = with_store_state()
             await self.store.save_snapshot(self.name, self.snapshot.model_dump(mode="json"))
         except StoreError as error:
             report.fail(str(error))
             event(self.log, "store.write_failed", logging.ERROR, error=str(error))
             self.snapshot = with_store_state()
-        return self.snapshot
 
     async def _write(self, written: Snapshot) -> None:
         """Host results, issues and history of the published snapshot.

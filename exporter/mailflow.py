@@ -28,13 +28,12 @@ from zoneinfo import ZoneInfo
 
 from exporter.config import Config
 from exporter.logs import event
-from exporter.snapshot import MAILFLOW_STATUSES, MailflowState, SourceReport
+from exporter.snapshot import MAILFLOW_STATUSES, OTHER_DOMAIN, MailflowState, SourceReport
 from exporter.store import Store, StoreError
 
-__all__ = ["OTHER_DOMAIN", "MailflowResult", "collect_mailflow", "mailflow_day", "tally"]
+__all__ = ["MailflowResult", "collect_mailflow", "mailflow_day", "tally"]
 
 _LOG = logging.getLogger("mtarep.exporter.mailflow")
-OTHER_DOMAIN = "other"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_-]{1,63})*\.?$")
 
 

@@ -86,6 +86,7 @@ class SnapshotCollector(Collector):
         yield from _snds_families(snapshot)
         yield from _reputation_families(snapshot)
         yield from _mailflow_families(snapshot)
+        yield from _maillog_families(snapshot)
         yield from _collection_families(snapshot)
         queries = CounterMetricFamily(
             "mtarep_dns_queries",
@@ -185,6 +186,56 @@ def _mailflow_families(snapshot: Snapshot) -> Iterator[Metric]:
             "Fields of today's mail flow hashes that were skipped (not a count or a domain)",
             value=flow.skipped,
         )
+
+
+def _maillog_families(snapshot: Snapshot) -> Iterator[Metric]:
+    blocked = GaugeMetricFamily(
+        "mtarep_provider_blocked",
+        "1 when a rejection matching the provider's pattern was logged within the block window",
+        labels=["host", "provider"],
+    )
+    last_seen = GaugeMetricFamily(
+        "mtarep_provider_block_last_seen_timestamp_seconds",
+        "When the newest rejection matching the provider's pattern was logged",
+        labels=["host", "provider"],
+    )
+    deliveries = CounterMetricFamily(
+        "mtarep_maillog_deliveries",
+        "Delivery lines in the Postfix log by recipient domain (graph_domains, else other) "
+        "and status",
+        labels=["host", "domain", "status"],
+    )
+    bytes_read = CounterMetricFamily(
+        "mtarep_maillog_bytes_read", "Bytes of the Postfix log read", labels=["host"]
+    )
+    skipped = CounterMetricFamily(
+        "mtarep_maillog_lines_skipped",
+        "Log lines that are not Postfix lines mtarep reads, or did not parse",
+        labels=["host"],
+    )
+    read_ok = GaugeMetricFamily(
+        "mtarep_maillog_read_success",
+        "1 when this cycle's read of the host's log worked",
+        labels=["host"],
+    )
+    last_read = GaugeMetricFamily(
+        "mtarep_maillog_last_read_timestamp_seconds",
+        "When the host's log was last read without error",
+        labels=["host"],
+    )
+    for host, state in sorted(snapshot.maillog.items()):
+        for provider, by_ip in sorted(state.blocks.items()):
+            blocked.add_metric([host, provider], 1 if any(b.blocked for b in by_ip.values()) else 0)
+            last_seen.add_metric([host, provider], max(b.last_seen for b in by_ip.values()))
+        for domain, statuses in sorted(state.deliveries.items()):
+            for status, count in sorted(statuses.items()):
+                deliveries.add_metric([host, domain, status], count)
+        bytes_read.add_metric([host], state.bytes_read_total)
+        skipped.add_metric([host], state.lines_skipped_total)
+        read_ok.add_metric([host], 1 if state.read_ok else 0)
+        if state.read_at is not None:
+            last_read.add_metric([host], state.read_at)
+    yield from (blocked, last_seen, deliveries, bytes_read, skipped, read_ok, last_read)
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Metric]:

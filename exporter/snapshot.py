@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAILFLOW_STATUSES",
+    "OTHER_DOMAIN",
     "SOURCES",
     "CheckState",
     "Color",
@@ -84,6 +85,8 @@ Color = Literal["green", "yellow", "red"]
 Rating = Literal["good", "neutral", "bad"]
 DeliveryStatus = Literal["sent", "deferred", "bounced", "expired"]
 MAILFLOW_STATUSES: tuple[str, ...] = ("sent", "bounced", "expired", "fbl")
+OTHER_DOMAIN = "other"
+"""The domain label of every recipient domain not shown on its own."""
 
 
 class SndsData(_Frozen):

@@ -131,6 +131,8 @@ async def test_listing_with_txt_reason_reaches_state_and_redis_issue(
     assert issue is not None
     assert issue.host == MTA1
     assert issue.detail == {
+        "summary": f"listed on {ZEN}: {meaning}",
+        "severity": "error",  # a Spamhaus listing
         "zone": ZEN,
         "codes": ["127.0.0.4"],
         "meaning": meaning,

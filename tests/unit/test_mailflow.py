@@ -3,7 +3,8 @@
 
 from datetime import UTC, datetime
 
-from exporter.mailflow import OTHER_DOMAIN, mailflow_day, tally
+from exporter.mailflow import mailflow_day, tally
+from exporter.snapshot import OTHER_DOMAIN
 
 ZERO = {"sent": 0, "bounced": 0, "expired": 0, "fbl": 0}
 
