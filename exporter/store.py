@@ -15,6 +15,7 @@ percent-encoded (``urllib.parse.quote(part, safe="")``), so a ``:`` inside a par
 | `mtarep:ack:{id}` | HASH | `user at note`: the acknowledgement of an open issue |
 | `mtarep:events` | STREAM | `at type host ip kind subject [user note] [detail]`, MAXLEN (2) |
 | `mtarep:snapshot:{name}` | STRING | JSON: the exporter's last cycle (name = its shard, ``1of1``) |
+| `mtarep:secret:{name}` | STRING | a random secret the processes share (3) |
 
 Keys other tools write, which mtarep only reads (the old tool's mail flow counters):
 
@@ -26,6 +27,9 @@ Keys other tools write, which mtarep only reads (the old tool's mail flow counte
 (2) The stream is trimmed to exactly ``history_limit`` entries on every XADD;
 ``user`` and ``note`` are present on acknowledgement events only, ``detail`` (what
 changed, e.g. ``senderscore 85 (good) -> 62 (poor)``) on ``changed`` events only.
+(3) 64 hex digits, made by the first process that asks (:meth:`Store.shared_secret`) and
+never changed, so every replica derives the same values from it; ``csrf`` keys the
+ackservice's form tokens. Never logged, never shown.
 
 Event types: ``rbl`` issues open/clear as ``listed``/``delisted``, ``provider`` as
 ``block_seen``/``block_cleared``, the other kinds as ``issue_opened``/``issue_cleared``;
@@ -44,6 +48,7 @@ import functools
 import ipaddress
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -101,6 +106,7 @@ _HOST_PREFIX = f"{KEY_PREFIX}host:"
 _ISSUE_PREFIX = f"{KEY_PREFIX}issue:"
 _ACK_PREFIX = f"{KEY_PREFIX}ack:"
 _SNAPSHOT_PREFIX = f"{KEY_PREFIX}snapshot:"
+_SECRET_PREFIX = f"{KEY_PREFIX}secret:"
 
 _OPEN_EVENT: dict[str, EventType] = {"rbl": "listed", "provider": "block_seen"}
 _CLEAR_EVENT: dict[str, EventType] = {"rbl": "delisted", "provider": "block_cleared"}
@@ -484,6 +490,20 @@ class Store:
         key = _SNAPSHOT_PREFIX + _encode_part(name)
         raw = _text(await self._client.get(key))
         return None if raw is None else self._loads_object(raw, key)
+
+    @_mapped_errors
+    async def shared_secret(self, name: str) -> str:
+        """The random secret ``name`` that every process on this Redis shares.
+
+        The first caller makes it (``SET NX``: of several replicas asking at once, one
+        wins and all read its value); it never changes afterwards.
+        """
+        key = _SECRET_PREFIX + _encode_part(name)
+        await self._client.set(key, secrets.token_hex(32), nx=True)
+        value = _text(await self._client.get(key))
+        if not value:
+            raise StoreError(f"the secret at {key} is empty")
+        return value
 
     @_mapped_errors
     async def record_change(self, key: IssueKey, host: str, detail: str) -> None:

@@ -23,7 +23,9 @@ def write_config(directory: Path, extra: str) -> Path:
     config.write_text(
         "mta_map: [mta1.example.com]\n"
         f"listen: 127.0.0.1:{free_port()}\n"
-        f"ackservice: {{listen: '127.0.0.1:{free_port()}'}}\n" + offline_checks() + extra
+        f"ackservice: {{anonymous: true, listen: '127.0.0.1:{free_port()}'}}\n"
+        + offline_checks()
+        + extra
     )
     return config
 

@@ -546,6 +546,7 @@ def _public_calls(store: Store) -> dict[str, Callable[[], Awaitable[object]]]:
         "record_change": lambda: store.record_change(KEY, "mx1", "x"),
         "mailflow_prefixes": lambda: store.mailflow_prefixes("20261201", ["sent"]),
         "mailflow_counts": lambda: store.mailflow_counts(["acme"], "20261201", ["sent"]),
+        "shared_secret": lambda: store.shared_secret("csrf"),
     }
 
 
