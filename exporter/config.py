@@ -297,7 +297,12 @@ class Thresholds(_Model):
     senderscore_below: Annotated[int, Field(ge=1, le=100)] = 70
     snds_trap_hits: Annotated[int, Field(ge=1)] = 10
     error_rbls: list[DnsName] = Field(
-        default_factory=lambda: ["spamhaus.org", "spamhaus.net", "spamcop.net"]
+        default_factory=lambda: [
+            "spamhaus.org",
+            "spamhaus.net",
+            "spamcop.net",
+            "barracudacentral.org",
+        ]
     )
     """A listing on one of these zones (or a zone below one) is an error, others a warning."""
 

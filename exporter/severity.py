@@ -4,7 +4,8 @@ The exporter stores each issue's severity in its detail when it opens it; the
 ackservice colours rows with :func:`row_severity` and prints :func:`rules` on
 ``/help``. The rules, with the defaults of ``thresholds:`` in mtarep.yml:
 
-- **error**: a listing on a zone of ``thresholds.error_rbls`` (Spamhaus, SpamCop),
+- **error**: a listing on a zone of ``thresholds.error_rbls`` (Spamhaus, SpamCop,
+  Barracuda),
   a provider block, a bad HTTP reputation, a failing DNS check (PTR, forward, HELO),
   an IP that SNDS says Microsoft blocks;
 - **warning**: a listing on any other zone, a Sender Score below
