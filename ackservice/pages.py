@@ -114,6 +114,7 @@ class Pages:
             "user": request.state.user,
             "anonymous": self.service.config.ackservice.anonymous
             and self.service.config.http_auth_file is None,
+            "notice": self.service.config.ackservice.notice,
         }
 
     def render(

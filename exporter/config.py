@@ -289,6 +289,8 @@ class AckserviceSettings(_Model):
     """How people reach the ackservice (links in alerts and silences); None: http://listen/."""
     anonymous: bool = False
     """Serve without logins. Only when said explicitly: otherwise http_auth_file is required."""
+    notice: Annotated[str, Field(max_length=300)] | None = None
+    """A line shown at the top of every page (``DEMO``, ``staging``...)."""
 
 
 class Thresholds(_Model):

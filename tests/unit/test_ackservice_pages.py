@@ -375,3 +375,18 @@ def test_redis_down_is_a_visible_503_on_pages(env: AckEnv) -> None:
     assert "Redis is unavailable" in page.text
     assert "redis://fake" in page.text
     assert issue.status_code == 503
+
+
+def test_a_configured_notice_is_on_every_page_escaped(tmp_path: Path) -> None:
+    env = AckEnv(tmp_path, {"ackservice": {"notice": "DEMO <b>world</b>: nothing is real"}})
+    with env.client() as client:
+        env.write_sample()
+        for path in ("/", "/help", issue_path(IssueKey(data.IP, "rbl", data.ZEN))):
+            page = client.get(path).text
+            assert "DEMO &lt;b&gt;world&lt;/b&gt;: nothing is real" in page, path
+            assert 'class="banner banner-notice"' in page
+
+
+def test_no_notice_no_banner(env: AckEnv) -> None:
+    with env.client() as client:
+        assert "banner-notice" not in client.get("/").text
