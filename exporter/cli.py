@@ -49,6 +49,11 @@ def load_or_report(path: str) -> LoadedConfig | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["demo"]:
+        from exporter.demo.runner import main as demo  # noqa: PLC0415 - only the demo needs it
+
+        return demo(arguments[1:])
     parser = argument_parser(
         "mtarep-exporter", "Prometheus exporter for the reputation of a fleet of Postfix MTAs."
     )
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run one collection cycle, store it, print the metrics to stdout and exit",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     loaded = load_or_report(args.config)
     if loaded is None:
         return 1

@@ -134,7 +134,8 @@ class _Builder:
                 self.add(
                     host,
                     IssueKey(ip, "reputation", source),
-                    f"{source} rates the IP bad ({rep.value})",
+                    f"{source} rates the IP bad"
+                    + (f" ({rep.value})" if rep.value.lower() != "bad" else ""),
                     {
                         "source": source,
                         "rating": rep.rating,

@@ -52,7 +52,7 @@ def healthz_endpoint(
     return healthz
 
 
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """uvicorn, minus its own signal capture: ``run_service`` owns SIGINT/SIGTERM.
 
     uvicorn re-raises a captured signal after shutting down, so the process would
@@ -103,7 +103,7 @@ async def run_service(
     loop = asyncio.get_running_loop()
     try:
         async with opened_store(loaded, name, log_level) as store:
-            server = _Server(
+            server = QuietServer(
                 uvicorn.Config(
                     make_app(store),
                     host=listen.host,

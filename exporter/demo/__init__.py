@@ -1,0 +1,1 @@
+"""``mtarep-exporter demo``: mtarep on a made-up world, all on this machine."""
