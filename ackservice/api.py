@@ -21,7 +21,13 @@ from starlette.responses import JSONResponse
 from ackservice.csrf import origin_problem
 from ackservice.openapi import document
 from ackservice.overview import Row
-from ackservice.service import AckService, BadNote, clean_note, issue_key_from_path
+from ackservice.service import (
+    AckSavedUnread,
+    AckService,
+    BadNote,
+    clean_note,
+    issue_key_from_path,
+)
 from exporter.logs import event
 from exporter.store import IssueNotOpen, StoreError
 
@@ -129,6 +135,13 @@ class Api:
         user = request.state.user
         try:
             record, _ = await self.service.acknowledge(key, user, note)
+        except AckSavedUnread as error:
+            event(
+                _LOG, "ack.saved_unread", logging.WARNING, issue=key.id, user=user, error=str(error)
+            )
+            return _error(
+                503, f"the acknowledgement was saved, but reading the issue back failed: {error}"
+            )
         except IssueNotOpen:
             return _error(404, f"issue {key} is not open: nothing to acknowledge")
         except StoreError as error:

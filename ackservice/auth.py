@@ -210,6 +210,8 @@ class PasswordFile:
                 await asyncio.to_thread(bcrypt.checkpw, candidate, self._dummy)
             return False
         if entry.scheme == "sha":
+            if self._dummy is not None:  # bcrypt users too: an answer as slow as theirs
+                await asyncio.to_thread(bcrypt.checkpw, candidate, self._dummy)
             return hmac.compare_digest(_sha_text(candidate), entry.hashed)
         remembered = hmac.new(
             self._cache_key,

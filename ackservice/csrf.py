@@ -92,4 +92,5 @@ class CsrfGuard:
 
     async def valid(self, user: str, token: str) -> bool:
         """Whether ``token`` is ``user``'s (constant-time)."""
-        return hmac.compare_digest(await self.token(user), token)
+        expected = (await self.token(user)).encode("ascii")
+        return hmac.compare_digest(expected, token.encode("utf-8", "surrogateescape"))

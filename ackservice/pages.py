@@ -24,6 +24,7 @@ from ackservice.csrf import origin_problem
 from ackservice.detail import describe_event, fields_of, safe_link
 from ackservice.overview import COLUMNS, STALE_AFTER_INTERVALS, issue_severity_of
 from ackservice.service import (
+    AckSavedUnread,
     AckService,
     BadNote,
     clean_note,
@@ -322,6 +323,17 @@ class Pages:
             )
         try:
             await self.service.acknowledge(key, user, note)
+        except AckSavedUnread as error:
+            event(
+                _LOG, "ack.saved_unread", logging.WARNING, issue=key.id, user=user, error=str(error)
+            )
+            return self.error(
+                request,
+                503,
+                "Your acknowledgement was saved",
+                f"but the issue could not be read back to show it: {error}. Reload in a moment.",
+                back=issue_path(key),
+            )
         except IssueNotOpen:
             return self.error(
                 request,

@@ -22,7 +22,15 @@ from ackservice.refresher import Refresher
 from ackservice.silences import Silencer, SilenceState
 from exporter.config import Config
 from exporter.remote_text import printable
-from exporter.store import ISSUE_KINDS, IssueKey, IssueKind, IssueNotOpen, IssueRecord, Store
+from exporter.store import (
+    ISSUE_KINDS,
+    IssueKey,
+    IssueKind,
+    IssueNotOpen,
+    IssueRecord,
+    Store,
+    StoreError,
+)
 
 __all__ = [
     "MAX_NOTE_CHARS",
@@ -98,6 +106,10 @@ def format_time(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+class AckSavedUnread(Exception):
+    """The acknowledgement was stored; reading the issue back (to show it) failed."""
+
+
 @dataclass
 class AckService:
     store: Store
@@ -127,9 +139,16 @@ class AckService:
     async def acknowledge(
         self, key: IssueKey, user: str, note: str
     ) -> tuple[IssueRecord, SilenceState | None]:
-        """Store the ack (raises ``IssueNotOpen``/``StoreError``), then silence the alerts."""
+        """Store the ack (raises ``IssueNotOpen``/``StoreError``), then silence the alerts.
+
+        :class:`AckSavedUnread`: the ack was stored, but the issue could not be read back.
+        """
         await self.store.acknowledge(key, user, note)
-        record = await self.store.issue(key)
+        try:
+            record = await self.store.issue(key)
+        except StoreError as error:
+            self.refresher.poke()
+            raise AckSavedUnread(str(error)) from error
         silence = None
         if record is not None and record.ack is not None and self.silencer is not None:
             silence = await self.silencer.sync_issue(key, record)

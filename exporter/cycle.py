@@ -252,6 +252,12 @@ class Collection:
         if (reputation_result := reputation_task.result()) is not None:
             reputation_states = reputation_result.states
             reports["reputation"] = reputation_result.report
+        elif reputation is not None:  # crashed: no rating is known this cycle
+            failed = {"lookup_ok": False, "problem": "the reputation source failed"}
+            reputation_states = {
+                ip: {name: state.model_copy(update=failed) for name, state in by_source.items()}
+                for ip, by_source in before_reputation.items()
+            }
         if (mailflow_result := mailflow_task.result()) is not None:
             others.mailflow, reports["mailflow"] = mailflow_result.state, mailflow_result.report
         if (maillog_result := maillog_task.result()) is not None:
@@ -323,7 +329,7 @@ class Collection:
                 key = IssueKey(target.ip, "senderscore", "senderscore")
                 await self.store.record_change(key, target.host, change)
         wanted = current_issues(snapshot, self.config, self.zone_specs)
-        undetermined = undetermined_issues(snapshot)
+        undetermined = undetermined_issues(snapshot, snds_on=self.snds is not None)
         for key, (fqdn, detail) in wanted.items():
             await self.store.open_issue(key, fqdn, detail)
         for record in await self._owned_open_issues():

@@ -4,7 +4,9 @@ One :class:`HttpFetcher` per source: a ``requests`` session whose connection poo
 holds as many connections as the source may use at once, urllib3's own ``Retry``
 for one retry of a failed connection or a 5xx answer, a timeout on every request,
 and its own thread pool, so blocking ``requests`` calls never run on the event loop
-and one slow source never takes the threads of another. Every failure becomes an
+and one slow source never takes the threads of another. A whole request has a
+deadline and a size limit, and a service that stops answering is given up on for
+the rest of the cycle after a few failures in a row. Every failure becomes an
 :class:`HttpProblem` whose message says what happened in a few words, with the
 source's secrets (an SNDS key in the URL) replaced by ``***``.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +38,11 @@ _RETRY_STATUSES = (500, 502, 503, 504)
 class HttpProblem(Exception):
     """A request that gave no usable answer; the message is safe to log and show."""
 
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        """No answer or no connection at all (not an answer that was wrong)."""
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -44,10 +53,31 @@ class Reply:
 
 
 class HttpFetcher:
-    """GETs for one source, at most ``concurrency`` at a time, each within ``timeout``."""
+    """GETs for one source, at most ``concurrency`` at a time, each within its deadline.
 
-    def __init__(self, timeout: float, concurrency: int = 1, secrets: Sequence[str] = ()) -> None:
+    ``timeout`` bounds every socket operation; a whole request (the retry and a slow
+    trickle of a body included) ends after :attr:`deadline` = 3 x ``timeout``, and a
+    body larger than ``max_bytes`` is refused. After ``give_up_after`` failures in a
+    row (no answer, no connection) the fetcher stops asking until
+    :meth:`start_round` (a source calls it once per cycle): a dead service costs a
+    few timeouts per cycle, not one per IP.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        concurrency: int = 1,
+        secrets: Sequence[str] = (),
+        *,
+        max_bytes: int = 64_000_000,
+        give_up_after: int | None = None,
+    ) -> None:
         self.timeout = timeout
+        self.deadline = 3 * timeout
+        self.max_bytes = max_bytes
+        self.give_up_after = give_up_after
+        self._failures_in_a_row = 0
+        self._lock = threading.Lock()
         self._secrets = [secret for secret in secrets if secret]
         for secret in self._secrets:
             hide_in_logs(secret)
@@ -70,6 +100,11 @@ class HttpFetcher:
             max_workers=concurrency, thread_name_prefix="mtarep-http"
         )
 
+    def start_round(self) -> None:
+        """Ask again, whatever failed before (the start of a cycle)."""
+        with self._lock:
+            self._failures_in_a_row = 0
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -81,17 +116,48 @@ class HttpFetcher:
         return await loop.run_in_executor(self._threads, self._get, url)
 
     def _get(self, url: str) -> Reply:
-        try:
-            response = self._session.get(url, timeout=self.timeout)
-            return Reply(
-                status=response.status_code,
-                reason=printable(response.reason or "", 60),
-                content_type=response.headers.get("Content-Type", ""),
-                text=response.text,
+        with self._lock:
+            given_up = self.give_up_after is not None and (
+                self._failures_in_a_row >= self.give_up_after
             )
+        if given_up:
+            raise HttpProblem(
+                f"not asked: the last {self.give_up_after} requests failed (no answer or "
+                "no connection); asked again next cycle"
+            )
+        try:
+            reply = self._fetch(url)
+        except HttpProblem as problem:
+            if problem.unreachable:
+                with self._lock:
+                    self._failures_in_a_row += 1
+            raise
+        with self._lock:
+            self._failures_in_a_row = 0
+        return reply
+
+    def _fetch(self, url: str) -> Reply:
+        started = time.monotonic()
+        try:
+            with self._session.get(url, timeout=self.timeout, stream=True) as response:
+                body = bytearray()
+                while piece := response.raw.read1(65_536, decode_content=True):
+                    body += piece
+                    if len(body) > self.max_bytes:
+                        raise HttpProblem(f"the answer is larger than {self.max_bytes} bytes")
+                    if time.monotonic() - started > self.deadline:
+                        raise HttpProblem(
+                            f"the answer took longer than {self.deadline:g}s", unreachable=True
+                        )
+                return Reply(
+                    status=response.status_code,
+                    reason=printable(response.reason or "", 60),
+                    content_type=response.headers.get("Content-Type", ""),
+                    text=bytes(body).decode(response.encoding or "utf-8", "replace"),
+                )
         except requests.exceptions.RetryError as error:
             raise HttpProblem(self.scrub(f"gave up after a retry: {_innermost(error)}")) from None
-        except requests.RequestException as error:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             chain = _chain(error)
             refused = any(isinstance(e, OSError) and e.errno for e in chain)
             # (urllib3's NewConnectionError is a ConnectTimeoutError: the errno decides.)
@@ -99,9 +165,11 @@ class HttpFetcher:
                 isinstance(e, TimeoutError | urllib3.exceptions.TimeoutError) for e in chain
             )
             if timed_out and not refused:
-                raise HttpProblem(f"no answer within {self.timeout:g}s") from None
-            if isinstance(error, requests.ConnectionError):
-                raise HttpProblem(self.scrub(f"cannot connect: {_innermost(error)}")) from None
+                raise HttpProblem(f"no answer within {self.timeout:g}s", unreachable=True) from None
+            if isinstance(error, requests.ConnectionError) or refused:
+                raise HttpProblem(
+                    self.scrub(f"cannot connect: {_innermost(error)}"), unreachable=True
+                ) from None
             raise HttpProblem(self.scrub(f"request failed: {_innermost(error)}")) from None
 
     def close(self) -> None:

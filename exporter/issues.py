@@ -219,17 +219,25 @@ class Undetermined:
     """The open issues a cycle must neither open nor clear: their check gave no answer."""
 
     keys: frozenset[IssueKey] = frozenset()
+    subjects: frozenset[tuple[IssueKind, str]] = frozenset()
+    """Every issue of this kind and subject, whatever its IP (a feed never read yet)."""
     host_kinds: frozenset[tuple[str, IssueKind]] = frozenset()
     """Every issue of this kind on this host (a log that could not be read)."""
 
     def covers(self, key: IssueKey, host: str) -> bool:
-        return key in self.keys or (host, key.kind) in self.host_kinds
+        return (
+            key in self.keys
+            or (key.kind, key.subject) in self.subjects
+            or (host, key.kind) in self.host_kinds
+        )
 
 
-def undetermined_issues(snapshot: Snapshot) -> Undetermined:
+def undetermined_issues(snapshot: Snapshot, *, snds_on: bool = False) -> Undetermined:
     """What gave no trustworthy answer in the cycle that made ``snapshot``.
 
-    (SNDS needs no entry: a failed fetch keeps the last good data, whose issues stay.)
+    SNDS (``snds_on``): a failed fetch keeps the last good data, whose issues stay; but
+    until a feed has been read once (a new exporter with no snapshot, a new key)
+    nothing is known, and its issues must not clear.
     """
     keys: set[IssueKey] = set()
     for target in snapshot.targets:
@@ -244,6 +252,13 @@ def undetermined_issues(snapshot: Snapshot) -> Undetermined:
             if not rep.lookup_ok
         }
     unread: set[tuple[str, IssueKind]] = {
-        (host, "provider") for host, state in snapshot.maillog.items() if not state.read_ok
+        (host, "provider")
+        for host, state in snapshot.maillog.items()
+        if not (state.read_ok and state.caught_up)
     }
-    return Undetermined(frozenset(keys), frozenset(unread))
+    subjects: set[tuple[IssueKind, str]] = set()
+    if snds_on and snapshot.snds.data_fetched_at is None:
+        subjects |= {("snds", "filter"), ("snds", "traps")}
+    if snds_on and snapshot.snds.status_fetched_at is None:
+        subjects.add(("snds", "blocked"))
+    return Undetermined(frozenset(keys), frozenset(subjects), frozenset(unread))

@@ -35,6 +35,13 @@ def event(log: logging.Logger, name: str, level: int = logging.INFO, **fields: o
 
 
 _SECRETS: set[str] = set()
+_TRACEBACKS = logging.Formatter()
+
+
+def _scrub(text: str) -> str:
+    for known in _SECRETS:
+        text = text.replace(known, _REDACTED)
+    return text
 
 
 def _scrubbing(make_record: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
@@ -42,9 +49,11 @@ def _scrubbing(make_record: Callable[..., logging.LogRecord]) -> Callable[..., l
         record = make_record(*args, **kwargs)
         message = record.getMessage()
         if any(known in message for known in _SECRETS):
-            for known in _SECRETS:
-                message = message.replace(known, _REDACTED)
-            record.msg, record.args = message, None
+            record.msg, record.args = _scrub(message), None
+        if record.exc_info and not record.exc_text:  # a traceback: made now, scrubbed
+            record.exc_text = _scrub(_TRACEBACKS.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = _scrub(record.stack_info)
         return record
 
     scrubbed.mtarep_scrubbing = True  # type: ignore[attr-defined]
@@ -56,8 +65,8 @@ def hide_in_logs(secret: str) -> None:
 
     Libraries log what they were given: urllib3 writes request URLs (with an SNDS
     ``?key=``) into its debug lines and retry warnings. A record factory scrubs the
-    formatted message of every record as it is made, so no handler (a capture in a
-    test included) ever sees the secret.
+    formatted message, the traceback and the stack of every record as it is made, so
+    no handler (a capture in a test included) ever sees the secret.
     """
     if len(secret) < 4:  # too short to hide without mangling every line
         return

@@ -18,9 +18,11 @@ Both ways run the same small POSIX ``sh`` + ``awk`` program, :data:`READER`: ove
   is counted, not sent. So the MTAs do the per-line work of their own logs, and the
   exporter parses only deferrals, bounces, expiries and replies.
 
-Its output is line-based and cannot be confused by what a log line holds: every
+Its output is line-based and a log line cannot pass for anything else in it: every
 log line is sent as ``L <line>``, every count as ``S <count> <domain>``, every
-control line starts with ``C``. Arguments
+control line starts with ``C``. A line only counts as ``sent`` when its header and
+queue id lead to ``: to=<`` and its first ``(`` opens ``status=sent (``, so a
+remote server's reply quoting such text stays a deferral and reaches the parser. Arguments
 are passed as separate, quoted words (``shlex.quote``); nothing from the
 configuration or a log is ever part of the program text.
 
@@ -43,16 +45,23 @@ set -u
 log=$1 last_id=$2 offset=$3 budget=$4
 ident() { stat -L -c '%d:%i' -- "$1" 2>/dev/null; }
 size() { stat -L -c '%s' -- "$1" 2>/dev/null; }
-# whole FILE START LENGTH: LENGTH, less a last line still being written (from the
-# last 64 KiB only; a line longer than that waits until its newline is in them).
+# whole FILE START LENGTH: LENGTH, less a last line still being written, found in the
+# last 64 KiB, 1 MiB or 16 MiB; with no newline in them (nothing there, or an
+# unfinished line longer than that) 0: the read waits until a newline comes.
 whole() {
-    window=65536; [ "$3" -lt "$window" ] && window=$3
-    tail -c "+$(($2 + $3 - window + 1))" -- "$1" 2>/dev/null | head -c "$window" |
-        LC_ALL=C awk -v len="$3" -v window="$window" '
-        { n += length($0) + 1; last = length($0) }
-        END {
-            if (n == window) print len; else if (NR > 1) print len - last; else print len - n + 1
-        }'
+    for window in 65536 1048576 16777216; do
+        [ "$3" -lt "$window" ] && window=$3
+        found=$(tail -c "+$(($2 + $3 - window + 1))" -- "$1" 2>/dev/null | head -c "$window" |
+            LC_ALL=C awk -v len="$3" -v window="$window" '
+            { n += length($0) + 1; last = length($0) }
+            END {
+                if (NR == 0) print 0; else if (n == window) print len
+                else if (NR > 1) print len - last; else print "more"
+            }')
+        [ "$found" = more ] || { echo "$found"; return; }
+        [ "$window" -lt "$3" ] || break
+    done
+    echo 0
 }
 # chunk FILE START LENGTH DROP_FIRST: the lines of LENGTH bytes from START that
 # mtarep reads, with "sent" deliveries only counted by recipient domain.
@@ -63,9 +72,16 @@ chunk() {
     tail -c "+$(($2 + 1))" -- "$1" 2>/dev/null | head -c "$complete" | LC_ALL=C awk \
         -v drop="$4" -v complete="$complete" '
         NR == 1 && drop { next }
-        (@MARKERS@) && / postfix(-[^\/ ]+)?\/[^ ]*\[[0-9]+\]: / {
-            kept++
-            if (index($0, ", status=sent (") && (to = index($0, ": to=<"))) {
+        @MARKERS@ {
+            # A "sent" delivery: the first "]: " of the line ends the program, a queue id
+            # (no space) runs to ": to=<", and the first "(" opens "status=sent (". So
+            # text a remote server wrote, after the first "(", never passes for one.
+            if ((p = index($0, ", status=sent (")) && index($0, "(") == p + 14 &&
+                (u = index($0, "]: ")) && (t = index($0, ": to=<")) > u + 3 &&
+                index(substr($0, 1, u), " postfix") &&
+                !index(substr($0, u + 3, t - u - 3), " ")) {
+                kept++
+                to = index($0, ": to=<")
                 address = substr($0, to + 6)
                 address = substr(address, 1, index(address, ">") - 1)
                 parts = split(address, piece, "@")
@@ -73,9 +89,10 @@ chunk() {
                     tolower(piece[parts]) : ""
                 sub(/\.+$/, "", domain)
                 sent[domain]++
-                next
+            } else if ($0 ~ / postfix(-[^\/ ]+)?\/[^ ]*\[[0-9]+\]: /) {
+                kept++
+                print "L " $0
             }
-            print "L " $0
         }
         END {
             for (domain in sent) print "S " sent[domain] " " domain
@@ -127,7 +144,7 @@ def _awk_literal(marker: bytes) -> str:
 
 READER = _READER.replace(
     "@MARKERS@",
-    " || ".join(f"index($0, {_awk_literal(marker)})" for marker in RECORD_MARKERS),
+    "(" + " || ".join(f"index($0, {_awk_literal(marker)})" for marker in RECORD_MARKERS) + ")",
 )
 """The reader program; it keeps exactly the lines that have one of the parser's
 ``RECORD_MARKERS`` (the parser reads no other line)."""
@@ -194,11 +211,12 @@ class LogRead:
         When a rotated file's tail could not all be read this cycle, the next read
         goes on in it; nothing is skipped.
         """
-        if not self.chunks:
+        read = [chunk for chunk in self.chunks if chunk.file_id]  # "": vanished meanwhile
+        if not read:
             if self.rotated or self.lost or self.truncated or not last_id:
                 return self.file_id, 0
             return last_id, last_offset
-        last = self.chunks[-1]
+        last = read[-1]
         return last.file_id, last.start + last.consumed
 
 

@@ -81,6 +81,9 @@ class MaillogSource:
         self, host: Host, before: MaillogState, ips: Sequence[str], now: float
     ) -> tuple[MaillogState, str]:
         """The host's new state, and the problem ("" when the read worked)."""
+        if not ips:  # a block could not be put on an IP: leave the lines for later
+            problem = f"{host.fqdn}: its IPs are not known (its name does not resolve yet)"
+            return before.model_copy(update={"read_ok": False, "problem": problem}), problem
         try:
             read = await self._read(host, before)
         except TimeoutError:
@@ -121,6 +124,7 @@ class MaillogSource:
         if tally.skipped:
             event(_LOG, "maillog.lines_skipped", logging.DEBUG, host=host.fqdn, **tally.skipped)
         file_id, offset = read.position(before.file_id, before.offset)
+        caught_up = file_id == read.file_id and offset >= read.size
         if read.size - offset > self.config.maillog.initial_window:
             event(
                 _LOG,
@@ -135,6 +139,7 @@ class MaillogSource:
                 "file_id": file_id,
                 "offset": offset,
                 "read_ok": True,
+                "caught_up": caught_up,
                 "problem": "",
                 "read_at": now,
                 "bytes_read_total": before.bytes_read_total + read.bytes_read,

@@ -26,6 +26,8 @@ from exporter.maillog_reader import LogRead, ReadFailed, parse_output, remote_co
 
 __all__ = ["SshReader", "SshSettings"]
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds to connect, get the banner and log in (the read itself gets maillog.timeout)."""
 _MAX_OUTPUT = 512 * 1024 * 1024
 """More output than this from one read means something is wrong: refuse it."""
 
@@ -95,10 +97,12 @@ class SshReader:
                 key_filename=str(settings.key) if settings.key else None,
                 look_for_keys=settings.key is None,
                 allow_agent=settings.key is None,
-                timeout=settings.timeout,
-                banner_timeout=settings.timeout,
-                auth_timeout=settings.timeout,
+                timeout=min(CONNECT_TIMEOUT, settings.timeout),
+                banner_timeout=min(CONNECT_TIMEOUT, settings.timeout),
+                auth_timeout=min(CONNECT_TIMEOUT, settings.timeout),
             )
+            if connection.closed.is_set():  # cancelled while connecting: do not run it
+                raise ReadFailed(f"{where}: closed after the timeout")
             _stdin, stdout, stderr = client.exec_command(command, timeout=settings.timeout)
             _stdin.close()
             output = stdout.read(_MAX_OUTPUT + 1)

@@ -138,11 +138,11 @@ def _snds_families(snapshot: Snapshot) -> Iterator[Metric]:
             "Midnight UTC of the day the last good SNDS data is about",
             value=day,
         )
-    if feed.data_fetched_at is not None or feed.rows_skipped_total:
-        yield CounterMetricFamily(
+    if feed.data_fetched_at is not None or feed.status_fetched_at is not None:
+        yield GaugeMetricFamily(
             "mtarep_snds_rows_skipped",
-            "SNDS rows that did not parse and were skipped",
-            value=feed.rows_skipped_total,
+            "Rows of the last good SNDS data and IP status that did not parse",
+            value=feed.data_rows_skipped + feed.status_rows_skipped,
         )
 
 

@@ -216,7 +216,7 @@ def unfold_reply(text: str) -> str:
 class ProviderMatcher:
     """Names the providers whose pattern a reply matches (one per merged configuration)."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_any_hint", "_entries")
 
     def __init__(
         self, patterns: Mapping[str, re.Pattern[str]] | None = None, *, use_hints: bool = True
@@ -226,6 +226,17 @@ class ProviderMatcher:
         self._entries = tuple(
             (name, pattern, _HINTS.get(pattern, ()) if use_hints else ())
             for name, pattern in given.items()
+        )
+        # When every pattern has hints, one search for any hint at all decides most
+        # replies (greylisting, user unknown...) at once. Unfolding a reply removes
+        # reply codes and puts a space in their place, so it never makes a hint (they
+        # have no spaces) that the reply as logged does not have.
+        hinted = all(hints for _, _, hints in self._entries)
+        every_hint = sorted({hint for _, _, hints in self._entries for hint in hints})
+        self._any_hint = (
+            re.compile("|".join(re.escape(hint) for hint in every_hint))
+            if hinted and every_hint
+            else None
         )
 
     @classmethod
@@ -240,8 +251,11 @@ class ProviderMatcher:
     def providers_matching(self, reply: str) -> list[str]:
         """Every provider whose pattern is in ``reply`` (as logged, or unfolded), in order."""
         text = reply[:MAX_MATCH_CHARS]
+        lowered = text.lower()
+        if self._any_hint is not None and not self._any_hint.search(lowered):
+            return []
         unfolded = unfold_reply(text)
-        texts = [(text, text.lower())]
+        texts = [(text, lowered)]
         if unfolded != text:
             texts.append((unfolded, unfolded.lower()))
         found = []

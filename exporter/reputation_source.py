@@ -2,9 +2,12 @@
 :func:`exporter.reputation.judge`.
 
 Each source has its own :class:`~exporter.http_fetch.HttpFetcher` (``concurrency``
-requests in flight, ``timeout`` each, one retry). A failed request or an answer that
-gives no rating is unknown: the last trustworthy rating stays (``lookup_ok`` 0 with
-the reason), exactly as for blocklists. One failing source never stops the others.
+requests in flight, ``timeout`` each, one retry, a deadline per request; after
+:data:`GIVE_UP_AFTER` unanswered requests in a row the source is not asked again
+that cycle). Values in the URL's query string (API keys) never reach a log line.
+A failed request or an answer that gives no rating is unknown: the last
+trustworthy rating stays (``lookup_ok`` 0 with the reason), exactly as for
+blocklists. One failing source never stops the others.
 """
 
 from __future__ import annotations
@@ -15,17 +18,27 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from exporter.config import ReputationSource
 from exporter.http_fetch import HttpFetcher, HttpProblem
-from exporter.logs import event, redact_url
+from exporter.logs import event
 from exporter.reputation import RatingVerdict, judge
 from exporter.snapshot import ReputationState, SourceReport
 
-__all__ = ["ReputationResult", "ReputationSources"]
+__all__ = ["GIVE_UP_AFTER", "ReputationResult", "ReputationSources", "url_secrets"]
 
 _LOG = logging.getLogger("mtarep.exporter.reputation")
+
+GIVE_UP_AFTER = 5
+"""Requests in a row that get no answer or no connection before a source is not asked
+again until the next cycle (its other IPs are unknown this cycle)."""
+
+
+def url_secrets(url: str) -> list[str]:
+    """The values in a URL's query string (an API key, a token): kept out of logs."""
+    query = urlsplit(url.replace("{ip}", "")).query
+    return [value for _, value in parse_qsl(query) if len(value) >= 6]
 
 
 @dataclass
@@ -58,7 +71,12 @@ class ReputationSources:
         self.fetchers = dict(fetchers or {})
         for source in self.sources:
             if source.name not in self.fetchers:
-                self.fetchers[source.name] = HttpFetcher(source.timeout, source.concurrency)
+                self.fetchers[source.name] = HttpFetcher(
+                    source.timeout,
+                    source.concurrency,
+                    secrets=url_secrets(source.url),
+                    give_up_after=GIVE_UP_AFTER,
+                )
 
     def close(self) -> None:
         for fetcher in self.fetchers.values():
@@ -81,6 +99,8 @@ class ReputationSources:
         """Every IP on every source; ``previous``: last cycle's states by IP and source."""
         report = SourceReport()
         started = time.monotonic()
+        for fetcher in self.fetchers.values():
+            fetcher.start_round()
         async with asyncio.TaskGroup() as group:
             tasks = {
                 (ip, source.name): group.create_task(self._ask(source, ip))
@@ -102,7 +122,7 @@ class ReputationSources:
                 "reputation.unknown",
                 logging.WARNING,
                 source=name,
-                url=redact_url(source.url),
+                url=self.fetchers[name].scrub(source.url),
                 ips=count,
                 problem=problem,
             )

@@ -129,11 +129,18 @@ class SndsFeed(_Frozen):
     day: str | None = None
     """``YYYY-MM-DD`` of the activity in the last good data (SNDS gives yesterday's)."""
     data_fetched_at: float | None = None
+    """When the data feed was last fetched and read without error."""
     status_fetched_at: float | None = None
+    data_tried_at: float | None = None
+    """When the data feed was last asked for, whatever came of it (what the next
+    fetch waits on: at most one a ``snds.refresh``)."""
+    status_tried_at: float | None = None
     rows: int = 0
     """Rows in the last good data."""
-    rows_skipped_total: int = 0
-    """Rows that did not parse, since counting started."""
+    data_rows_skipped: int = 0
+    """Rows of the last good data that did not parse."""
+    status_rows_skipped: int = 0
+    """Rows of the last good IP status that did not parse."""
 
 
 class ReputationState(_Frozen):
@@ -204,6 +211,9 @@ class MaillogState(_Frozen):
     """Bytes of that file consumed (up to the last complete line)."""
     read_ok: bool = False
     """Whether this cycle's read worked."""
+    caught_up: bool = True
+    """Whether this cycle's read reached the end of the log (False: a backlog is left for
+    the next cycles, so a block may still be in what was not read)."""
     problem: str = ""
     read_at: float | None = None
     """When the log was last read without error."""

@@ -1,11 +1,12 @@
 """The Microsoft SNDS source: fetch the data and IP status feeds, match them to our IPs.
 
-Both feeds are fetched at most once per ``snds.refresh`` (SNDS publishes one day's
-data per day), through :class:`~exporter.http_fetch.HttpFetcher` (timeouts, one
-retry). A feed that cannot be fetched or read (a timeout, a 401/403/500, an HTML page,
-an empty data feed) fails the ``snds`` source with a clear reason and the last good
-data stays, with its day (``mtarep_snds_data_day_timestamp_seconds`` says how old it
-is). The key is a secret: it is replaced by ``***`` in every message and log line.
+Both feeds are asked for at most once per ``snds.refresh`` (SNDS publishes one day's
+data per day), whether the last try worked or not, through
+:class:`~exporter.http_fetch.HttpFetcher` (timeouts, one retry). A feed that cannot
+be fetched or read (a timeout, a 401/403/500, an HTML page, an empty data feed)
+fails the ``snds`` source with a clear reason and the last good data stays, with its
+day (``mtarep_snds_data_day_timestamp_seconds`` says how old it is). The key is a
+secret: it is replaced by ``***`` in every message and log line.
 
 An IP that the data feed does not name has no data (``SndsState.data`` None: its
 series are absent), never green. IP status ranges match every monitored IP inside them.
@@ -81,8 +82,6 @@ class SndsSource:
             raise SndsError(
                 f"SNDS {what}: HTTP {reply.status} {reply.reason}" + (f" ({hint})" if hint else "")
             )
-        if "html" in reply.content_type.lower() and reply.text.strip():
-            raise SndsError(f"SNDS {what} answered with an HTML page, not CSV")
         return reply.text
 
     async def collect(
@@ -100,8 +99,8 @@ class SndsSource:
         """
         feed = previous
         report: SourceReport | None = None
-        data_due = self._due(previous.data_fetched_at, now)
-        status_due = self._due(previous.status_fetched_at, now)
+        data_due = self._due(previous.data_tried_at or previous.data_fetched_at, now)
+        status_due = self._due(previous.status_tried_at or previous.status_fetched_at, now)
         if data_due or status_due:
             report = SourceReport()
             started = time.monotonic()
@@ -114,6 +113,7 @@ class SndsSource:
         return SndsResult(feed, states, report)
 
     async def _refresh_data(self, feed: SndsFeed, report: SourceReport, now: float) -> SndsFeed:
+        feed = feed.model_copy(update={"data_tried_at": now})
         try:
             data = parse_data(await self._fetch("data.aspx", "data"))
         except SndsError as error:
@@ -136,11 +136,12 @@ class SndsSource:
                 "day": day,
                 "data_fetched_at": now,
                 "rows": len(data.rows),
-                "rows_skipped_total": feed.rows_skipped_total + data.skipped,
+                "data_rows_skipped": data.skipped,
             }
         )
 
     async def _refresh_status(self, feed: SndsFeed, report: SourceReport, now: float) -> SndsFeed:
+        feed = feed.model_copy(update={"status_tried_at": now})
         try:
             status = parse_ip_status(await self._fetch("ipStatus.aspx", "IP status"))
         except SndsError as error:
@@ -160,7 +161,7 @@ class SndsSource:
         return feed.model_copy(
             update={
                 "status_fetched_at": now,
-                "rows_skipped_total": feed.rows_skipped_total + status.skipped,
+                "status_rows_skipped": status.skipped,
             }
         )
 

@@ -303,9 +303,11 @@ def main() -> int:
 
         # The increment: a cycle after 10 MB were added to the big log.
         position = last.read.position("", 0)
-        added = generate(big, extra, start)
+        later = datetime.fromtimestamp(written.last_second, UTC)
+        added = generate(big, extra, later)
         small.write_bytes(b"")
-        generate(small, extra, start)
+        generate(small, extra, later)
+        now = added.last_second + 60
         increments, alone = [], []
         for _ in range(args.repeats):
             run = asyncio.run(mtarep_read(big, now, position, MaillogState()))

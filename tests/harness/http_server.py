@@ -29,6 +29,8 @@ class Answer:
     """Hold the answer until the server stops (a server that never answers in time)."""
     gate: threading.Event | None = None
     """Answer only once this is set (to have several requests in flight at once)."""
+    trickle: float | None = None
+    """Send the body one byte every this many seconds (a server that never finishes)."""
 
 
 @dataclass
@@ -75,6 +77,13 @@ class ScriptedHttpServer:
                     self.send_header("Content-Type", answer.content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
+                    if answer.trickle is not None:
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            if state.stopping.wait(answer.trickle):
+                                return
+                        return
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up first

@@ -50,7 +50,7 @@ EXPORTER_METRICS = frozenset(
         "mtarep_snds_message_recipients",
         "mtarep_snds_ip_blocked",
         "mtarep_snds_data_day_timestamp_seconds",
-        "mtarep_snds_rows_skipped_total",
+        "mtarep_snds_rows_skipped",
         # HTTP reputation
         "mtarep_reputation",
         "mtarep_reputation_lookup_ok",

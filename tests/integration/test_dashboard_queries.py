@@ -511,7 +511,7 @@ def test_the_world_raises_exactly_its_alerts(world: World) -> None:
         },
         {
             "alertname": "MtarepReputationBad",
-            "severity": "warning",
+            "severity": "critical",
             "source": "brightmail",
             "rating": "bad",
             "kind": "reputation",

@@ -148,7 +148,7 @@ async def test_malformed_and_short_rows_are_skipped_and_counted(
     assert result.report is not None
     assert result.report.errors == 0  # skipped rows are counted, never fatal
     assert result.feed.rows == 4
-    assert result.feed.rows_skipped_total == 3
+    assert (result.feed.data_rows_skipped, result.feed.status_rows_skipped) == (2, 1)
     assert "snds.rows_skipped rows=2" in caplog.text
     assert "snds.status_rows_skipped rows=1" in caplog.text
 
@@ -342,3 +342,38 @@ async def test_requests_per_source_never_exceed_its_concurrency(
     assert len(server.requests) == len(ips)
     assert server.max_in_flight == 2
     assert result.report.errors == 0
+
+
+async def test_a_trickling_answer_ends_at_the_request_deadline(server: ScriptedHttpServer) -> None:
+    reputation_routes(server)
+    slow = json.dumps({"entityRecord": {"rep": "good"}}) + " " * 100
+    server.routes["/ip/192.0.2.10.json"] = Answer(body=slow, trickle=0.1)
+    sources = ReputationSources([brightmail(server)])  # timeout 0.5s: deadline 1.5s
+    try:
+        result = await sources.collect(["192.0.2.10"], {}, NOW)
+    finally:
+        sources.close()
+    state = result.states["192.0.2.10"]["brightmail"]
+    assert (state.lookup_ok, state.problem) == (False, "the answer took longer than 1.5s")
+
+
+async def test_a_source_that_stops_answering_is_given_up_on_for_the_cycle(
+    server: ScriptedHttpServer,
+) -> None:
+    server.routes.clear()
+    ips = [f"192.0.2.{n}" for n in range(20, 28)]
+    for ip in ips:
+        server.routes[f"/ip/{ip}.json"] = Answer(hold=True)
+    sources = ReputationSources([brightmail(server, timeout="0.2s", concurrency=1)])
+    try:
+        first = await sources.collect(ips, {}, NOW)
+        asked = len(server.requests)
+        second = await sources.collect(ips, first.states, NOW + 900)
+    finally:
+        sources.close()
+    problems = [first.states[ip]["brightmail"].problem for ip in ips]
+    assert problems[:5] == ["no answer within 0.2s"] * 5
+    assert all(p.startswith("not asked: the last 5 requests failed") for p in problems[5:])
+    assert asked == 5 * 2  # five IPs, each tried twice (one retry); the rest not asked
+    assert len(server.requests) == 2 * asked  # the next cycle asks again
+    assert second.report.errors == len(ips)

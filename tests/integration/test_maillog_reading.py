@@ -242,6 +242,23 @@ async def test_garbage_lines_are_skipped_not_fatal(log: Log) -> None:
     assert log.offset == log.path.stat().st_size
 
 
+async def test_an_unfinished_line_longer_than_the_window_waits_for_its_newline(
+    log: Log,
+) -> None:
+    log.append(line(1) + b"Dec  1 10:00:02 mta1 postfix/smtp[1]: " + b"x" * 70_000)
+    first = await log.read()
+    assert numbers(first) == [1]
+    assert log.offset == len(line(1))  # not cut in the middle of the long line
+    log.append(b"\n" + line(3))
+    assert numbers(await log.read()) == [3]
+    assert log.offset == log.path.stat().st_size
+
+
+async def test_an_empty_log_reads_nothing(log: Log) -> None:
+    result = await log.read()
+    assert (result.bytes_read, result.lines, log.offset) == (0, [], 0)
+
+
 async def test_a_missing_file_is_a_clear_error(log: Log) -> None:
     log.path.unlink()
     with pytest.raises(ReadFailed, match="no such file"):
@@ -293,13 +310,32 @@ async def test_a_rejected_key_is_an_authentication_error(sshd: SshServer, tmp_pa
         await read_once(ssh_reader(sshd), stranger, tmp_path / "x")
 
 
+# Remote servers quoting what looks like a delivery: neither may count as "sent".
+HOSTILE_SENT = (
+    b"Dec  1 18:40:00 mta1 postfix/smtp[9]: 9A1B2C3D4E: to=<fan@gmail.com>, "
+    b"relay=gmail-smtp-in.l.google.com[74.125.192.26]:25, delay=1, delays=0/0/0.5/0.5, "
+    b"dsn=4.7.28, status=deferred (host gmail-smtp-in.l.google.com[74.125.192.26] said: "
+    b"421-4.7.28 [192.0.2.10 15] unusual rate of unsolicited mail, dsn=2.0.0, "
+    b"status=sent (250 ok) (in reply to end of DATA command))\n"
+    b"Dec  1 18:40:01 mta1 postfix/smtp[9]: 9A1B2C3D4F: host mx[198.51.100.1] said: "
+    b"451 4.3.0 ]: ABC: to=<v@yahoo.com>, relay=x, dsn=2.0.0, status=sent (try again "
+    b"(in reply to RCPT TO command)\n"
+)
+
+
 @pytest.mark.parametrize(
     "corpus", ["postfix-3.7-postlog.log", "classic-syslog.log", "rsyslog-rfc3339.log"]
 )
-async def test_counting_on_the_mta_adds_up_to_parsing_every_line(corpus: str) -> None:
-    """The reader counts ``sent`` lines itself: on real Postfix logs that must come to
-    exactly what the parser finds when it reads every line."""
-    path = Path(__file__).parent.parent / "data" / "maillog" / corpus
+async def test_counting_on_the_mta_adds_up_to_parsing_every_line(
+    corpus: str, tmp_path: Path
+) -> None:
+    """The reader counts ``sent`` lines itself: on real Postfix logs, and with replies
+    that quote a "sent" line, that must come to exactly what the parser finds when it
+    reads every line."""
+    path = tmp_path / corpus
+    path.write_bytes(
+        (Path(__file__).parent.parent / "data" / "maillog" / corpus).read_bytes() + HOSTILE_SENT
+    )
     raw = path.read_bytes()
     common = {
         "ips": ["127.0.0.1", "192.0.2.10"],
@@ -327,4 +363,5 @@ async def test_counting_on_the_mta_adds_up_to_parsing_every_line(corpus: str) ->
     )
     assert via_reader.state.deliveries == every_line.state.deliveries
     assert via_reader.state.blocks == every_line.state.blocks
+    assert "192.0.2.10" in via_reader.state.blocks["gmail"]  # the quoting deferral
     assert read.bytes_read == len(raw)

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ackservice.service import issue_path
-from exporter.store import IssueKey
+from exporter.store import IssueKey, StoreUnavailable
 from tests.harness import ackservice_data as data
 from tests.harness.ackservice_app import BASE_URL, SAME_ORIGIN, AckEnv, basic, form_token
 
@@ -109,6 +109,7 @@ def test_the_next_field_only_goes_to_this_site(env: AckEnv) -> None:
     [
         ({}, SAME_ORIGIN, "form token is missing or wrong"),
         ({"csrf": "0" * 64}, SAME_ORIGIN, "form token is missing or wrong"),
+        ({"csrf": "\u00e9t\u00e9"}, SAME_ORIGIN, "form token is missing or wrong"),
         ({"csrf": "TOKEN"}, {"Origin": "https://evil.example"}, "Origin is not this site"),
         ({"csrf": "TOKEN"}, {"Origin": "null"}, "opaque origin"),
         ({"csrf": "TOKEN"}, {"Referer": "https://evil.example/page"}, "Referer is not this site"),
@@ -118,6 +119,7 @@ def test_the_next_field_only_goes_to_this_site(env: AckEnv) -> None:
     ids=[
         "no-token",
         "wrong-token",
+        "non-ascii-token",
         "cross-origin",
         "null-origin",
         "cross-referer",
@@ -194,6 +196,27 @@ def test_redis_down_refuses_the_ack_visibly_and_writes_nothing(env: AckEnv) -> N
         assert "NOT withdrawn" in withdraw.text
         assert env.call(env.store.ack, KEY) is None
         assert [e.type for e in env.call(env.store.events, 10, KEY)] == ["block_seen"]
+
+
+def test_an_ack_saved_then_unreadable_says_it_was_saved(
+    env: AckEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with env.client() as client:
+        env.write_sample()
+        token = form_token(client.get(issue_path(KEY)).text)
+
+        async def gone(key: IssueKey) -> None:
+            raise StoreUnavailable("Redis unavailable (redis://fake): Connection reset")
+
+        monkeypatch.setattr(env.store, "issue", gone)
+        response = post_ack(client, KEY, {"csrf": token, "note": "on it"})
+        assert response.status_code == 503
+        assert "Your acknowledgement was saved" in response.text
+        assert "NOT saved" not in response.text
+        monkeypatch.undo()
+        ack = env.call(env.store.ack, KEY)
+        assert ack is not None
+        assert ack.note == "on it"
 
 
 def test_redis_down_before_the_secret_is_known_refuses_too(env: AckEnv) -> None:

@@ -114,6 +114,27 @@ async def test_unknown_users_cost_a_bcrypt_check_too(
     assert len(checked) == 3
 
 
+async def test_a_sha_user_beside_bcrypt_users_costs_a_bcrypt_check_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else a quick refusal would tell an attacker that the user exists (with a {SHA} line)."""
+    path = write_htpasswd(
+        tmp_path / "htpasswd", [bcrypt_line("alice", "pw"), sha_line("bob", "pw")]
+    )
+    passwords = PasswordFile(path)
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    assert await passwords.verify("bob", "wrong") is False
+    assert await passwords.verify("bob", "pw") is True
+    assert len(checked) == 2
+
+
 async def test_a_sha_only_file_needs_no_bcrypt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

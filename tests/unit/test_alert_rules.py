@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.config import Thresholds
+from exporter.severity import issue_severity
+from exporter.store import IssueKind
 from tests.harness.monitoring import (
     CONTRACT_METRICS,
     RULE_TESTS_DIR,
@@ -306,3 +309,38 @@ def test_a_broken_rule_or_test_is_caught(
     problems = rule_problems(groups, tests)
 
     assert any(expected in problem for problem in problems), problems
+
+
+# One example issue of each issue alert: what the alert is about, as mtarep sees it.
+ALERT_ISSUES: dict[str, tuple[IssueKind, str]] = {
+    "MtarepListed": ("rbl", "psbl.surriel.com"),
+    "MtarepListedOnCriticalZone": ("rbl", "zen.spamhaus.org"),
+    "MtarepSenderScoreLow": ("senderscore", "senderscore"),
+    "MtarepSndsFilterRed": ("snds", "filter"),
+    "MtarepSndsFilterYellow": ("snds", "filter"),
+    "MtarepSndsTrapHits": ("snds", "traps"),
+    "MtarepSndsIpBlocked": ("snds", "blocked"),
+    "MtarepProviderBlock": ("provider", "gmail"),
+    "MtarepReputationBad": ("reputation", "brightmail"),
+    "MtarepDnsCheckFailing": ("dns", "ptr"),
+}
+
+
+def test_an_alert_pages_exactly_when_its_issue_is_an_error() -> None:
+    """critical <=> the ackservice's error (exporter/severity.py), warning <=> warning."""
+    expected = {"error": "critical", "warning": "warning"}
+    alerts = {
+        rule["alert"]: rule
+        for group in GROUPS
+        for rule in group["rules"]
+        if "alert" in rule and _KIND.search(rule["expr"])
+    }
+    assert set(alerts) == set(ALERT_ISSUES)
+    for name, (kind, subject) in ALERT_ISSUES.items():
+        assert _KIND.search(alerts[name]["expr"]).group(1) == kind, name  # type: ignore[union-attr]
+        severity = issue_severity(kind, subject, Thresholds())
+        assert alerts[name]["labels"]["severity"] == expected[severity], name
+    critical = re.search(r'rbl=~"(.*)"', GROUPS[0]["rules"][-1]["expr"] or "")
+    for zone in Thresholds().error_rbls:  # the zones that page are the error zones
+        assert critical is not None
+        assert zone.replace(".", "\\\\.") in critical.group(1), zone

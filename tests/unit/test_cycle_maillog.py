@@ -163,3 +163,44 @@ async def test_the_position_survives_a_restart(env: Env) -> None:
     snapshot = await env.cycle(restarted)
     assert log.asked[-1] == ("/var/log/mail.log", "1:2", 1)
     assert snapshot.maillog[HOST].deliveries == {"gmail.com": {"sent": 2}}
+
+
+async def test_a_log_not_read_to_its_end_keeps_its_blocks_open(env: Env) -> None:
+    log = FakeLog([REJECTION.format(stamp=stamp(T0))])
+    run = collection(env, log)
+    await env.cycle(run)
+    behind = FakeLog(log.lines)
+
+    async def with_backlog(path: str, file_id: str, offset: int, budget: int) -> LogRead:
+        read = await behind(path, file_id, offset, budget)
+        return LogRead(read.file_id, 10_000, read.chunks)  # far more than was read
+
+    assert run.maillog is not None
+    run.maillog.local = with_backlog
+    env.clock.advance(3 * 3600)  # the window has passed in what was read
+    snapshot = await env.cycle(run)
+    assert snapshot.maillog[HOST].caught_up is False
+    assert await env.store.issue(GMAIL) is not None  # newer lines may be in the backlog
+
+
+async def test_a_host_whose_ips_are_unknown_is_not_read_yet(env: Env) -> None:
+    env.dns.forget(HOST, "A")  # no address, nothing configured: no IP to put a block on
+    env.dns.forget(HOST, "AAAA")
+    log = FakeLog([REJECTION.format(stamp=stamp(T0))])
+    config = make_config(
+        mta_map={"mx1": {"fqdn": HOST, "maillog_path": "/var/log/mail.log"}},
+        maillog={"source": "local", "timezone": "UTC"},
+    )
+    env.clock.now = T0
+    run = Collection(
+        config,
+        env.dns,  # type: ignore[arg-type]
+        env.store,
+        clock=env.clock,
+        helo_checker=env.helo,
+        maillog=MaillogSource(config, local=log),
+    )
+    snapshot = await env.cycle(run)
+    assert log.asked == []  # the lines wait: nothing is read past them
+    assert snapshot.maillog[HOST].read_ok is False
+    assert "its IPs are not known" in snapshot.maillog[HOST].problem

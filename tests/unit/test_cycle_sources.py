@@ -54,6 +54,12 @@ class FakeFetcher:
     def close(self) -> None:
         pass
 
+    def start_round(self) -> None:
+        pass
+
+    def scrub(self, text: str) -> str:
+        return text
+
 
 def ok(text: str, content_type: str = "text/csv") -> Reply:
     return Reply(200, "OK", content_type, text)
@@ -235,3 +241,33 @@ async def test_a_crashing_source_fails_alone(sources: Sources) -> None:
     assert snapshot.sources["reputation"].success is True
     assert snapshot.sources["rbl"].success is True
     assert only(snapshot).reputation["brightmail"].rating == "good"
+
+
+async def test_a_fresh_exporter_that_cannot_reach_snds_clears_no_snds_issue(
+    sources: Sources,
+) -> None:
+    """No snapshot (a new exporter, a renamed shard) and the SNDS data feed down: nothing
+    is known of the colour, so the acknowledged issue and its acknowledgement stay."""
+    key = IssueKey(IP, "snds", "filter")
+    await sources.env.store.open_issue(key, HOST, {"summary": "SNDS filter result red"})
+    await sources.env.store.acknowledge(key, "alice", "on it")
+    sources.serve_snds(failing("no answer within 5s"))
+    snapshot = await sources.env.cycle(sources.collection())
+
+    assert snapshot.sources["snds"].success is False
+    record = await sources.env.store.issue(key)
+    assert record is not None
+    assert record.ack is not None
+    assert [e.type for e in await sources.env.events(key)] == ["issue_opened", "ack"]
+
+
+async def test_a_failed_fetch_is_tried_again_only_after_the_refresh(sources: Sources) -> None:
+    collection = sources.collection()
+    sources.serve_snds(failing("no answer within 5s"))
+    await sources.env.cycle(collection)
+    asked = len(sources.snds.asked)
+    await sources.env.cycle(collection)  # 15 minutes later
+    assert len(sources.snds.asked) == asked
+    sources.env.clock.advance(3600)
+    await sources.env.cycle(collection)
+    assert len(sources.snds.asked) > asked

@@ -108,3 +108,16 @@ def test_a_very_short_secret_is_not_hidden_everywhere() -> None:
         "t", logging.INFO, "f", 1, "about", (), None
     )
     assert record.getMessage() == "about"
+
+
+def test_a_hidden_secret_is_scrubbed_from_tracebacks_too(caplog: pytest.LogCaptureFixture) -> None:
+    hide_in_logs("tr4ceb4ck-secret")
+    log = logging.getLogger("mtarep.test")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise ValueError("GET /data.aspx?key=tr4ceb4ck-secret failed")
+        except ValueError:
+            log.exception("fetch.failed")
+        log.error("where", stack_info=True, extra={"url": "x"})
+    assert "ValueError: GET /data.aspx?key=*** failed" in caplog.text
+    assert "tr4ceb4ck-secret" not in caplog.text

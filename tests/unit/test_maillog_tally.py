@@ -208,3 +208,10 @@ def test_reader_output_with_a_rotation() -> None:
 def test_broken_reader_output_is_a_clear_failure(output: bytes, reason: str) -> None:
     with pytest.raises(ReadFailed, match=reason):
         parse_output(output)
+
+
+def test_a_file_that_vanished_while_read_is_not_where_the_next_read_starts() -> None:
+    output = b"C NOW 2049:77 300\nC ROTATED\nC FILE  1000\nC END 0 0 0\nC DONE\n"
+    assert parse_output(output).position("2049:76", 1000) == ("2049:77", 0)
+    output = b"C NOW 2049:77 300\nC FILE  120\nC END 0 0 0\nC DONE\n"
+    assert parse_output(output).position("2049:77", 120) == ("2049:77", 120)
