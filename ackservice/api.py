@@ -18,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ackservice.bodies import BodyError, read_body
 from ackservice.csrf import origin_problem
 from ackservice.openapi import document
 from ackservice.overview import Row
@@ -102,14 +103,12 @@ class Api:
         if problem is not None:
             event(_LOG, "api.refused", logging.WARNING, user=request.state.user, problem=problem)
             return _error(403, f"{problem}: nothing was changed")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return _error(415, "send Content-Type: application/json")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > JSON_LIMIT_BYTES:
-                return _error(413, f"the body is larger than {JSON_LIMIT_BYTES} bytes")
+        try:
+            raw = await read_body(
+                request, "application/json", JSON_LIMIT_BYTES, "send Content-Type: application/json"
+            )
+        except BodyError as error:
+            return _error(error.status, str(error))
         if not raw.strip():
             return {}
         try:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from ackservice.bodies import BodyError, read_body
 from ackservice.csrf import origin_problem
 from ackservice.detail import describe_event, fields_of, safe_link
 from ackservice.overview import COLUMNS, STALE_AFTER_INTERVALS, issue_severity_of
@@ -71,26 +72,18 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-class FormError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def read_form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body, at most :data:`FORM_LIMIT_BYTES`."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise FormError(415, "expected a form (application/x-www-form-urlencoded)")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FORM_LIMIT_BYTES:
-            raise FormError(413, f"the form is larger than {FORM_LIMIT_BYTES} bytes")
+    body = await read_body(
+        request,
+        "application/x-www-form-urlencoded",
+        FORM_LIMIT_BYTES,
+        "expected a form (application/x-www-form-urlencoded)",
+    )
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
-        raise FormError(400, "the form is not valid UTF-8") from None
+        raise BodyError(400, "the form is not valid UTF-8") from None
     return dict(pairs)
 
 
@@ -279,7 +272,7 @@ class Pages:
             return self.error(request, 403, "Refused", f"{problem}: nothing was changed.")
         try:
             form = await read_form(request)
-        except FormError as error:
+        except BodyError as error:
             return self.error(request, error.status, "Not a valid form", str(error))
         try:
             key = issue_key_from_path(params["ip"], params["kind"], params["subject"])

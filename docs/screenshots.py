@@ -1,7 +1,7 @@
 """Take the README's screenshots: the demo's page, an issue, and its metrics.
 
-Run from the repository root (``./dev screenshots``). It starts ``mtarep-exporter
-demo`` in a temporary directory on free ports, waits for its first cycle, drives
+Run from the repository root: ``./dev screenshots`` (``python -m docs.screenshots``).
+It starts ``mtarep-exporter demo`` in a temporary directory on free ports, waits for its first cycle, drives
 Debian's Chromium (headless, through Playwright) over the page, and writes
 ``docs/images/page.png``, ``docs/images/issue.png`` and ``docs/images/metrics.png``
 (the last one is the real output of ``curl .../metrics | grep ...``, shown as text).
@@ -21,19 +21,11 @@ import time
 from pathlib import Path
 
 import requests
-from playwright.sync_api import sync_playwright
+
+from tests.harness.browser import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 METRICS = (
     "mtarep_rbl_listed",
     "mtarep_rbl_zone_healthy",
@@ -94,10 +86,7 @@ def main() -> int:
             wait_for(issues_shown, "the first cycle")
             metrics = requests.get(f"http://127.0.0.1:{exporter}/metrics", timeout=5).text
             shown = [line for line in metrics.splitlines() if line.startswith(METRICS)]
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
+            with chromium() as browser:
                 context = browser.new_context(
                     http_credentials={"username": auth[0], "password": auth[1]},
                     viewport={"width": 1500, "height": 760},
@@ -119,7 +108,6 @@ def main() -> int:
                     "margin:0'>" + text + "</pre></body>"
                 )
                 page.locator("pre").screenshot(path=str(IMAGES / "metrics.png"))
-                browser.close()
         finally:
             demo.send_signal(signal.SIGINT)
             try:

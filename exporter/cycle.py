@@ -44,7 +44,7 @@ from exporter.snapshot import (
 from exporter.snds_source import SndsSource
 from exporter.store import IssueKey, IssueRecord, Store, StoreError
 
-__all__ = ["Collection", "in_shard"]
+__all__ = ["Collection", "host_results", "in_shard"]
 
 _LOG = logging.getLogger("mtarep.exporter.cycle")
 T = TypeVar("T")
@@ -56,6 +56,27 @@ class _OtherResults:
     snds: SndsFeed
     mailflow: MailflowState
     maillog: dict[str, MaillogState]
+
+
+def host_results(
+    snapshot: Snapshot, host: Host, targets: Sequence[TargetState] | None = None
+) -> dict[str, Any]:
+    """The results of ``host`` as the store keeps them for the ackservice and the API:
+    ``{"alias", "ssh_host", "ips": {ip: TargetState}, "maillog": MaillogState (no read
+    position) or None, "snds_day"}`` (``targets``: the host's, when already sorted out).
+    """
+    if targets is None:
+        targets = [t for t in snapshot.targets if t.host == host.fqdn]
+    log = snapshot.maillog.get(host.fqdn)
+    return {
+        "alias": host.alias,
+        "ssh_host": host.ssh_host,
+        "ips": {t.ip: t.model_dump(mode="json") for t in targets},
+        "maillog": None
+        if log is None
+        else log.model_dump(mode="json", exclude={"file_id", "offset"}),
+        "snds_day": snapshot.snds.day,
+    }
 
 
 def in_shard(fqdn: str, index: int, count: int) -> bool:
@@ -309,20 +330,8 @@ class Collection:
         for target in snapshot.targets:
             by_host.setdefault(target.host, []).append(target)
         for host in self.hosts:
-            targets = by_host.get(host.fqdn, [])
-            log = snapshot.maillog.get(host.fqdn)
-            await self.store.save_host_results(
-                host.fqdn,
-                {
-                    "alias": host.alias,
-                    "ssh_host": host.ssh_host,
-                    "ips": {t.ip: t.model_dump(mode="json") for t in targets},
-                    "maillog": None
-                    if log is None
-                    else log.model_dump(mode="json", exclude={"file_id", "offset"}),
-                    "snds_day": snapshot.snds.day,
-                },
-            )
+            document = host_results(snapshot, host, by_host.get(host.fqdn, []))
+            await self.store.save_host_results(host.fqdn, document)
         for target in snapshot.targets:
             change = _score_change(before.get((target.host, target.ip)), target)
             if change:

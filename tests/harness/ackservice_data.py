@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import Config
+from exporter.cycle import host_results
 from exporter.dnsbl import zone_label
 from exporter.issues import IssueDetail, current_issues
 from exporter.snapshot import (
@@ -223,21 +224,8 @@ def sample_snapshot(now: float = T0, *, hostile: bool = False) -> Snapshot:
 
 
 def host_documents(snapshot: Snapshot, config: Config) -> dict[str, dict[str, Any]]:
-    """Per host, the results document the exporter's cycle saves (same shape)."""
-    documents: dict[str, dict[str, Any]] = {}
-    for host in config.hosts:
-        targets = [t for t in snapshot.targets if t.host == host.fqdn]
-        log = snapshot.maillog.get(host.fqdn)
-        documents[host.fqdn] = {
-            "alias": host.alias,
-            "ssh_host": host.ssh_host,
-            "ips": {t.ip: t.model_dump(mode="json") for t in targets},
-            "maillog": None
-            if log is None
-            else log.model_dump(mode="json", exclude={"file_id", "offset"}),
-            "snds_day": snapshot.snds.day,
-        }
-    return documents
+    """Per host, the results document the exporter's cycle saves (the same function)."""
+    return {host.fqdn: host_results(snapshot, host) for host in config.hosts}
 
 
 async def write_snapshot(
