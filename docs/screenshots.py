@@ -1,8 +1,9 @@
 """Take the README's screenshots: the demo's page, an issue, and its metrics.
 
 Run from the repository root: ``./dev screenshots`` (``python -m docs.screenshots``).
-It starts ``mtarep-exporter demo`` in a temporary directory on free ports, waits for its first cycle, drives
-Debian's Chromium (headless, through Playwright) over the page, and writes
+It starts ``mtarep-exporter demo`` in a temporary directory on free ports, waits for
+its first cycle, drives Debian's Chromium (headless, through Playwright) over the
+page, and writes
 ``docs/images/page.png``, ``docs/images/issue.png`` and ``docs/images/metrics.png``
 (the last one is the real output of ``curl .../metrics | grep ...``, shown as text).
 Then it stops the demo with SIGINT, as Ctrl-C does.
