@@ -203,9 +203,10 @@ def test_thresholds_are_recording_rules_in_the_first_group() -> None:
         for rule in first["rules"]
         if rule.get("record") == "mtarep:alert_threshold"
     }
+    defaults = Thresholds()  # the same numbers as mtarep.yml's thresholds: defaults
     assert thresholds == {
-        "senderscore_below": "vector(70)",
-        "snds_trap_hits": "vector(10)",
+        "senderscore_below": f"vector({defaults.senderscore_below})",
+        "snds_trap_hits": f"vector({defaults.snds_trap_hits})",
         "source_stale_seconds": "vector(7200)",
     }
     assert recording_rule_names() == {"mtarep:alert_threshold", "mtarep:rbl_zone:critical"}
