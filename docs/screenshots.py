@@ -11,6 +11,7 @@ Then it stops the demo with SIGINT, as Ctrl-C does.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import signal
@@ -116,6 +117,10 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 demo.kill()
                 demo.wait()
+                # Its embedded Redis is a daemon of its own: stop it before its data goes.
+                pid_file = data_dir / "redis.pid"
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
     for name in ("page.png", "issue.png", "metrics.png"):
         print(f"wrote {IMAGES / name} ({os.path.getsize(IMAGES / name):,} bytes)")
     return 0

@@ -3,8 +3,8 @@
 One :class:`HttpFetcher` per source: a ``requests`` session whose connection pool
 holds as many connections as the source may use at once, urllib3's own ``Retry``
 for one retry of a failed connection or a 5xx answer, a timeout on every request,
-and its own thread pool, so blocking ``requests`` calls never run on the event loop
-and one slow source never takes the threads of another. A whole request has a
+and its own threads, so blocking ``requests`` calls never run on the event loop and
+one slow source never takes the threads of another. A whole request has a
 deadline and a size limit, and a service that stops answering is given up on for
 the rest of the cycle after a few failures in a row. Every failure becomes an
 :class:`HttpProblem` whose message says what happened in a few words, with the
@@ -14,11 +14,12 @@ source's secrets (an SNDS key in the URL) replaced by ``***``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import requests
 import requests.adapters
@@ -77,7 +78,6 @@ class HttpFetcher:
         self.max_bytes = max_bytes
         self.give_up_after = give_up_after
         self._failures_in_a_row = 0
-        self._lock = threading.Lock()
         self._secrets = [secret for secret in secrets if secret]
         for secret in self._secrets:
             hide_in_logs(secret)
@@ -96,14 +96,11 @@ class HttpFetcher:
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="mtarep-http"
-        )
+        self._slots = asyncio.Semaphore(concurrency)
 
     def start_round(self) -> None:
         """Ask again, whatever failed before (the start of a cycle)."""
-        with self._lock:
-            self._failures_in_a_row = 0
+        self._failures_in_a_row = 0
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -111,29 +108,55 @@ class HttpFetcher:
         return redact_url(text) if "://" in text else text
 
     async def get(self, url: str) -> Reply:
-        """GET ``url`` (in this fetcher's threads); :class:`HttpProblem` on any failure."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._get, url)
+        """GET ``url`` in a thread of its own; :class:`HttpProblem` on any failure.
 
-    def _get(self, url: str) -> Reply:
-        with self._lock:
-            given_up = self.give_up_after is not None and (
-                self._failures_in_a_row >= self.give_up_after
-            )
-        if given_up:
+        At most ``concurrency`` requests run at once; a slot is free again only when
+        its thread has ended. The answer is awaited for :attr:`deadline` at most,
+        headers and body included. The threads are daemons: a request still hanging
+        on a dead server never keeps the process from exiting.
+        """
+        await self._slots.acquire()
+        if self.give_up_after is not None and self._failures_in_a_row >= self.give_up_after:
+            self._slots.release()
             raise HttpProblem(
                 f"not asked: the last {self.give_up_after} requests failed (no answer or "
                 "no connection); asked again next cycle"
             )
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Reply] = loop.create_future()
+
+        def settle(reply: Reply | None, error: BaseException | None) -> None:
+            # Counted before the slot is free: the next request sees this outcome.
+            if isinstance(error, HttpProblem) and error.unreachable:
+                self._failures_in_a_row += 1
+            elif error is None:
+                self._failures_in_a_row = 0
+            self._slots.release()
+            if not answer.done():
+                if error is not None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(cast(Reply, reply))
+
+        def work() -> None:
+            reply: Reply | None = None
+            error: BaseException | None = None
+            try:
+                reply = self._fetch(url)
+            except BaseException as caught:  # handed to the waiting coroutine
+                error = caught
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle, reply, error)
+
+        threading.Thread(target=work, name="mtarep-http", daemon=True).start()
         try:
-            reply = self._fetch(url)
-        except HttpProblem as problem:
-            if problem.unreachable:
-                with self._lock:
-                    self._failures_in_a_row += 1
-            raise
-        with self._lock:
-            self._failures_in_a_row = 0
+            async with asyncio.timeout(self.deadline):
+                reply = await asyncio.shield(answer)
+        except TimeoutError:
+            self._failures_in_a_row += 1
+            raise HttpProblem(
+                f"the answer took longer than {self.deadline:g}s", unreachable=True
+            ) from None
         return reply
 
     def _fetch(self, url: str) -> Reply:
@@ -174,7 +197,6 @@ class HttpFetcher:
 
     def close(self) -> None:
         self._session.close()
-        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -32,7 +32,10 @@ The MTA needs a POSIX ``sh``, ``awk``, ``tail``, ``head`` and GNU ``stat`` (any 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,13 +293,16 @@ async def read_local(path: str, last_id: str, offset: int, budget: int) -> LogRe
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: tail | head | awk die with it
     )
     try:
         stdout, stderr = await process.communicate()
-    except BaseException:  # cancelled (the per-host timeout): never leave it running
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    except BaseException:  # cancelled (the per-host timeout): never leave any of it running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):  # the group is gone: its pipes close at once
+                await process.wait()
         raise
     if process.returncode != 0:
         why = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]

@@ -37,6 +37,10 @@ _LOG = logging.getLogger("mtarep.exporter.maillog")
 
 LocalReader = Callable[[str, str, int, int], Awaitable[LogRead]]
 
+UNFINISHED_LINE = 65_536
+"""A read that stopped less than this short of the log's end only left a line that is
+still being written (the reader never cuts one): the log was read up to date."""
+
 
 def logged_hosts(hosts: Sequence[Host]) -> list[Host]:
     """The hosts whose log is read."""
@@ -124,7 +128,8 @@ class MaillogSource:
         if tally.skipped:
             event(_LOG, "maillog.lines_skipped", logging.DEBUG, host=host.fqdn, **tally.skipped)
         file_id, offset = read.position(before.file_id, before.offset)
-        caught_up = file_id == read.file_id and offset >= read.size
+        # Caught up: at the end of the log, but for a line still being written.
+        caught_up = file_id == read.file_id and read.size - offset < UNFINISHED_LINE
         if read.size - offset > self.config.maillog.initial_window:
             event(
                 _LOG,

@@ -36,9 +36,12 @@ again until the next cycle (its other IPs are unknown this cycle)."""
 
 
 def url_secrets(url: str) -> list[str]:
-    """The values in a URL's query string (an API key, a token): kept out of logs."""
+    """The values in a URL's query string (an API key, a token), as written and as
+    decoded (logs show either): kept out of logs."""
     query = urlsplit(url.replace("{ip}", "")).query
-    return [value for _, value in parse_qsl(query) if len(value) >= 6]
+    written = [part.partition("=")[2] for part in query.split("&")]
+    decoded = [value for _, value in parse_qsl(query)]
+    return sorted({value for value in [*written, *decoded] if value})
 
 
 @dataclass

@@ -126,6 +126,9 @@ class SndsState(_Frozen):
 class SndsFeed(_Frozen):
     """The SNDS feed as a whole (one fetch serves every IP)."""
 
+    key_id: str = ""
+    """Which key the feed was fetched with (a hash, never the key): another key starts
+    afresh."""
     day: str | None = None
     """``YYYY-MM-DD`` of the activity in the last good data (SNDS gives yesterday's)."""
     data_fetched_at: float | None = None

@@ -14,6 +14,7 @@ series are absent), never green. IP status ranges match every monitored IP insid
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,7 @@ class SndsSource:
     ) -> None:
         self.base = url.rstrip("/")
         self.key = key
+        self.key_id = hashlib.sha256(f"mtarep-snds\0{key}".encode()).hexdigest()[:16]
         self.refresh = refresh
         self.fetcher = fetcher or HttpFetcher(timeout, concurrency=2, secrets=[key])
         self._data: DataFeed | None = None
@@ -97,6 +99,8 @@ class SndsSource:
         was none). Between fetches, and after a restart until the next one, each IP
         keeps its previous view.
         """
+        if previous.key_id != self.key_id:  # another key (or the first): nothing is known
+            previous, previous_states = SndsFeed(key_id=self.key_id), {}
         feed = previous
         report: SourceReport | None = None
         data_due = self._due(previous.data_tried_at or previous.data_fetched_at, now)

@@ -40,7 +40,7 @@ import uvicorn
 import yaml
 
 from ackservice.app import create_app
-from exporter.config import LoadedConfig, load_config
+from exporter.config import ConfigError, LoadedConfig, load_config
 from exporter.config_types import ListenAddress, parse_listen
 from exporter.demo import world
 from exporter.demo.dns_server import DemoDnsServer
@@ -237,6 +237,19 @@ def _banner(loaded: LoadedConfig, data_dir: Path, password: str) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # Ctrl-C from the first moment on ends the demo cleanly, also while it starts.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stop.set)
+    try:
+        return await _start(args, stop)
+    finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(stop_signal)
+
+
+async def _start(args: argparse.Namespace, stop: asyncio.Event) -> int:
     data_dir = Path(args.data_dir).expanduser().resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level)
@@ -255,13 +268,22 @@ async def run(args: argparse.Namespace) -> int:
         )
         loaded = load_config(config_path)
         connection = await open_redis(None, loaded.config.data_dir)
+    except ConfigError as error:
+        dns.close()
+        endpoints_socket.close()
+        for problem in error.problems:
+            print(f"mtarep demo cannot start: {problem.path}: {problem.message}", file=sys.stderr)
+        return 1
     except (StoreError, OSError) as error:
         dns.close()
         endpoints_socket.close()
         print(f"mtarep demo cannot start: {error}", file=sys.stderr)
         return 1
     try:
-        return await _serve(loaded, data_dir, password, connection, endpoints_socket)
+        if stop.is_set():
+            print("mtarep demo stopped before it started.", flush=True)
+            return 0
+        return await _serve(loaded, data_dir, password, connection, endpoints_socket, stop=stop)
     finally:
         dns.close()
         endpoints_socket.close()
@@ -274,6 +296,8 @@ async def _serve(
     password: str,
     connection: RedisConnection,
     endpoints_socket: socket.socket,
+    *,
+    stop: asyncio.Event,
 ) -> int:
     config = loaded.config
     store = Store(connection.client, description=connection.description)
@@ -301,7 +325,6 @@ async def _serve(
         "endpoints": server(endpoints_app(), None),
     }
     failed: list[str] = []
-    stop = asyncio.Event()
 
     async def serve(name: str, instance: QuietServer) -> None:
         try:
@@ -313,24 +336,17 @@ async def _serve(
             failed.append(name)
         stop.set()
 
-    loop = asyncio.get_running_loop()
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop_signal, stop.set)
-    try:
-        async with asyncio.TaskGroup() as group:
-            for name, instance in servers.items():
-                group.create_task(serve(name, instance))
-            feeding = group.create_task(feeder.run())
-            await _started(servers, stop)
-            if not stop.is_set():
-                print(_banner(loaded, data_dir, password), flush=True)
-            await stop.wait()
-            feeding.cancel()
-            for instance in servers.values():
-                instance.should_exit = True
-    finally:
-        for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(stop_signal)
+    async with asyncio.TaskGroup() as group:
+        for name, instance in servers.items():
+            group.create_task(serve(name, instance))
+        feeding = group.create_task(feeder.run())
+        await _started(servers, stop)
+        if not stop.is_set():
+            print(_banner(loaded, data_dir, password), flush=True)
+        await stop.wait()
+        feeding.cancel()
+        for instance in servers.values():
+            instance.should_exit = True
     if failed:
         where = {"exporter": config.listen, "ackservice": config.ackservice.listen}
         for name in failed:
@@ -353,4 +369,8 @@ async def _started(servers: dict[str, QuietServer], stop: asyncio.Event) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = argument_parser().parse_args(argv)
-    return asyncio.run(run(args))
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:  # Ctrl-C before the demo's own handler was in place
+        print("mtarep demo stopped before it started.", file=sys.stderr)
+        return 130

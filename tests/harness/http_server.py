@@ -31,6 +31,8 @@ class Answer:
     """Answer only once this is set (to have several requests in flight at once)."""
     trickle: float | None = None
     """Send the body one byte every this many seconds (a server that never finishes)."""
+    trickle_headers: float | None = None
+    """Send even the status line and headers one byte every this many seconds."""
 
 
 @dataclass
@@ -73,6 +75,14 @@ class ScriptedHttpServer:
                     answer.gate.wait(timeout=30)
                 body = answer.body.encode() if isinstance(answer.body, str) else answer.body
                 try:
+                    if answer.trickle_headers is not None:
+                        head = f"HTTP/1.1 {answer.status} OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                        for char in head.encode() + body:
+                            self.wfile.write(bytes([char]))
+                            self.wfile.flush()
+                            if state.stopping.wait(answer.trickle_headers):
+                                return
+                        return
                     self.send_response(answer.status)
                     self.send_header("Content-Type", answer.content_type)
                     self.send_header("Content-Length", str(len(body)))

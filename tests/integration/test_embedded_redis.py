@@ -361,7 +361,8 @@ def test_watchdogs_restart_a_killed_server_once(peers: Peers) -> None:
     os.kill(server_pid, signal.SIGKILL)  # a crash: both watchdogs notice it
     poll(lambda: server_pids(peers.data_dir) not in ([], [server_pid]), "a restarted server")
     [new_pid] = server_pids(peers.data_dir)
-    assert pidfile_pid(peers.data_dir) == new_pid
+    # redis-server writes its pid file a moment after it runs: wait for it, not a race.
+    poll(lambda: pidfile_pid(peers.data_dir) == new_pid, "the new server's pid file")
 
     # The append-only file still has the acknowledgement.
     assert b.request("ack", key=KEY)["note"] == "acked before the crash"

@@ -377,3 +377,61 @@ async def test_a_source_that_stops_answering_is_given_up_on_for_the_cycle(
     assert asked == 5 * 2  # five IPs, each tried twice (one retry); the rest not asked
     assert len(server.requests) == 2 * asked  # the next cycle asks again
     assert second.report.errors == len(ips)
+
+
+async def test_trickling_headers_end_at_the_request_deadline_too(
+    server: ScriptedHttpServer,
+) -> None:
+    server.routes["/ip/192.0.2.10.json"] = Answer(body="{}", trickle_headers=0.1)
+    sources = ReputationSources([brightmail(server)])  # timeout 0.5s: deadline 1.5s
+    started = asyncio.get_running_loop().time()
+    try:
+        result = await sources.collect(["192.0.2.10"], {}, NOW)
+    finally:
+        sources.close()
+    assert asyncio.get_running_loop().time() - started < 3
+    state = result.states["192.0.2.10"]["brightmail"]
+    assert state.problem == "the answer took longer than 1.5s"
+
+
+async def test_a_hanging_request_never_keeps_the_process_from_exiting(
+    server: ScriptedHttpServer,
+) -> None:
+    server.routes["/ip/192.0.2.10.json"] = Answer(hold=True)
+    sources = ReputationSources([brightmail(server, timeout="20s")])
+    try:
+        asking = asyncio.create_task(sources.collect(["192.0.2.10"], {}, NOW))
+        await asyncio.to_thread(wait_until, lambda: server.max_in_flight == 1, 10, "the request")
+        hanging = [t for t in threading.enumerate() if t.name == "mtarep-http"]
+        assert hanging
+        assert all(t.daemon for t in hanging)  # not joined at interpreter exit
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+    finally:
+        sources.close()
+
+
+async def test_an_api_key_in_a_reputation_url_stays_out_of_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with ScriptedHttpServer() as gone:
+        url = gone.url
+    token = "Zm9vYmFy%2Bc2VjcmV0"  # as written; decoded: Zm9vYmFy+c2VjcmV0
+    source = ReputationSource.model_validate(
+        {
+            "name": "keyed",
+            "url": f"{url}/ip/{{ip}}.json?token={token}&x=1",
+            "field": "rep",
+            "timeout": "0.5s",
+        }
+    )
+    sources = ReputationSources([source])
+    try:
+        with caplog.at_level(logging.DEBUG):
+            result = await sources.collect(["192.0.2.10"], {}, NOW)
+    finally:
+        sources.close()
+    assert result.states["192.0.2.10"]["keyed"].lookup_ok is False
+    assert "reputation.unknown source=keyed" in caplog.text
+    assert "Zm9vYmFy" not in caplog.text

@@ -8,6 +8,7 @@ truncated and appended to as syslog and logrotate do it.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from exporter.config import Host
@@ -26,6 +28,7 @@ from exporter.provider_patterns import ProviderMatcher
 from exporter.snapshot import MaillogState
 from tests.harness.ports import HOST, free_port
 from tests.harness.sshd_server import SshServer
+from tests.harness.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -365,3 +368,32 @@ async def test_counting_on_the_mta_adds_up_to_parsing_every_line(
     assert via_reader.state.blocks == every_line.state.blocks
     assert "192.0.2.10" in via_reader.state.blocks["gmail"]  # the quoting deferral
     assert read.bytes_read == len(raw)
+
+
+async def test_a_local_read_cut_by_its_timeout_leaves_no_process(tmp_path: Path) -> None:
+    """The whole pipeline dies with the reader (not only ``sh``), and at once."""
+    path = tmp_path / "mail.log"
+    path.write_bytes(line(1) * 400_000)  # ~90 MB of lines the reader sends on
+    before = {p.pid for p in psutil.process_iter()}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def cut_short() -> None:
+        async with asyncio.timeout(0.3):
+            await read_local(str(path), "", 0, 1 << 40)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(cut_short(), 20)  # (a reader that hung would end here)
+    assert loop.time() - started < 5  # the read came back at its timeout, not later
+
+    def pipeline() -> list[psutil.Process]:
+        """sh, tail, head and awk started by the read (wherever they were reparented)."""
+        found = []
+        for process in psutil.process_iter(["name", "status"]):
+            if process.pid in before or process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if process.info["name"] in {"sh", "dash", "tail", "head", "awk", "mawk", "gawk"}:
+                found.append(process)
+        return found
+
+    wait_until(lambda: not pipeline(), 5, "the reader's processes to be gone")

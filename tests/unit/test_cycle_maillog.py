@@ -173,7 +173,7 @@ async def test_a_log_not_read_to_its_end_keeps_its_blocks_open(env: Env) -> None
 
     async def with_backlog(path: str, file_id: str, offset: int, budget: int) -> LogRead:
         read = await behind(path, file_id, offset, budget)
-        return LogRead(read.file_id, 10_000, read.chunks)  # far more than was read
+        return LogRead(read.file_id, 10_000_000, read.chunks)  # far more than was read
 
     assert run.maillog is not None
     run.maillog.local = with_backlog
@@ -204,3 +204,20 @@ async def test_a_host_whose_ips_are_unknown_is_not_read_yet(env: Env) -> None:
     assert log.asked == []  # the lines wait: nothing is read past them
     assert snapshot.maillog[HOST].read_ok is False
     assert "its IPs are not known" in snapshot.maillog[HOST].problem
+
+
+async def test_a_line_still_being_written_does_not_make_a_backlog(env: Env) -> None:
+    log = FakeLog([REJECTION.format(stamp=stamp(T0))])
+
+    async def unfinished(path: str, file_id: str, offset: int, budget: int) -> LogRead:
+        read = await log(path, file_id, offset, budget)
+        return LogRead(read.file_id, read.size + 300, read.chunks)  # half a line more
+
+    run = collection(env, log)
+    assert run.maillog is not None
+    run.maillog.local = unfinished
+    await env.cycle(run)
+    env.clock.advance(3 * 3600)
+    snapshot = await env.cycle(run)
+    assert snapshot.maillog[HOST].caught_up is True
+    assert await env.store.issue(GMAIL) is None  # the window passed: cleared as usual

@@ -271,3 +271,19 @@ async def test_a_failed_fetch_is_tried_again_only_after_the_refresh(sources: Sou
     sources.env.clock.advance(3600)
     await sources.env.cycle(collection)
     assert len(sources.snds.asked) > asked
+
+
+async def test_another_snds_key_starts_afresh(sources: Sources) -> None:
+    collection = sources.collection()
+    sources.serve_snds(ok(data_row("YELLOW")))
+    first = await sources.env.cycle(collection)
+    assert first.snds.key_id
+    assert KEY not in first.snds.key_id
+    other = SndsSource(
+        SNDS_URL, "another-key-1234", 3600, 5, fetcher=cast(HttpFetcher, sources.snds)
+    )
+    collection.snds = other
+    asked = len(sources.snds.asked)
+    second = await sources.env.cycle(collection)  # within the refresh: asked anyway
+    assert len(sources.snds.asked) == asked + 2
+    assert second.snds.key_id == other.key_id != first.snds.key_id

@@ -118,6 +118,12 @@ def test_a_hidden_secret_is_scrubbed_from_tracebacks_too(caplog: pytest.LogCaptu
             raise ValueError("GET /data.aspx?key=tr4ceb4ck-secret failed")
         except ValueError:
             log.exception("fetch.failed")
-        log.error("where", stack_info=True, extra={"url": "x"})
+        _log_with_a_secret_in_the_stack(log)
     assert "ValueError: GET /data.aspx?key=*** failed" in caplog.text
+    assert "Stack (most recent call last)" in caplog.text
+    assert "# where *** leaks into a stack" in caplog.text  # its source line, scrubbed
     assert "tr4ceb4ck-secret" not in caplog.text
+
+
+def _log_with_a_secret_in_the_stack(log: logging.Logger) -> None:
+    log.error("where", stack_info=True)  # where tr4ceb4ck-secret leaks into a stack
