@@ -157,6 +157,9 @@ class HttpFetcher:
             raise HttpProblem(
                 f"the answer took longer than {self.deadline:g}s", unreachable=True
             ) from None
+        finally:
+            if not answer.done():  # given up on: its late outcome is nobody's error
+                answer.add_done_callback(_forget)
         return reply
 
     def _fetch(self, url: str) -> Reply:
@@ -197,6 +200,11 @@ class HttpFetcher:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _forget(answer: asyncio.Future[Reply]) -> None:
+    if not answer.cancelled():
+        answer.exception()  # retrieved: asyncio does not report it as lost
 
 
 def _chain(error: BaseException) -> list[BaseException]:

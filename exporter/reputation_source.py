@@ -36,12 +36,13 @@ again until the next cycle (its other IPs are unknown this cycle)."""
 
 
 def url_secrets(url: str) -> list[str]:
-    """The values in a URL's query string (an API key, a token), as written and as
-    decoded (logs show either): kept out of logs."""
+    """The values in a URL's query string that look like keys (8 characters or more: an
+    API key, a token, not ``format=json``), as written and as decoded (logs show
+    either): kept out of logs."""
     query = urlsplit(url.replace("{ip}", "")).query
     written = [part.partition("=")[2] for part in query.split("&")]
     decoded = [value for _, value in parse_qsl(query)]
-    return sorted({value for value in [*written, *decoded] if value})
+    return sorted({value for value in [*written, *decoded] if len(value) >= 8})
 
 
 @dataclass
