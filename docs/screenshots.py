@@ -15,16 +15,16 @@ import contextlib
 import html
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
 from tests.harness.browser import chromium
+from tests.harness.ports import free_port
+from tests.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -36,25 +36,6 @@ METRICS = (
     "mtarep_snds_filter_result",
     "mtarep_provider_blocked",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gave up waiting for {what}")
 
 
 def main() -> int:
@@ -78,14 +59,14 @@ def main() -> int:
         try:
             url = f"http://127.0.0.1:{ackservice}"
             password_file = data_dir / "demo-password"
-            wait_for(password_file.exists, "the demo to start")
+            wait_until(password_file.exists, 60, "the demo to start")
             auth = ("demo", password_file.read_text().strip())
 
             def issues_shown() -> bool:
                 answer = requests.get(f"{url}/api/issues", auth=auth, timeout=5)
                 return answer.ok and len(answer.json()["success"]) >= 10
 
-            wait_for(issues_shown, "the first cycle")
+            wait_until(issues_shown, 60, "the first cycle", ignore=(requests.ConnectionError,))
             metrics = requests.get(f"http://127.0.0.1:{exporter}/metrics", timeout=5).text
             shown = [line for line in metrics.splitlines() if line.startswith(METRICS)]
             with chromium() as browser:

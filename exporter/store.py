@@ -78,6 +78,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "mailflow_key",
     "redis_error_reason",
 ]
 
@@ -154,6 +155,11 @@ def redis_error_reason(exc: BaseException) -> str:
         return os.strerror(cause.errno)
     text = str(exc).strip().rstrip(".")
     return text or type(exc).__name__
+
+
+def mailflow_key(prefix: str, day: str, status: str) -> str:
+    """``{prefix}:{YYYYMMDD}:{status}``: the mail flow hash other tools HINCRBY into."""
+    return f"{prefix}:{day}:{status}"
 
 
 def _encode_part(part: str) -> str:
@@ -555,14 +561,14 @@ class Store:
         pairs = [(prefix, status) for prefix in prefixes for status in statuses]
         async with self._client.pipeline(transaction=False) as pipe:
             for prefix, status in pairs:
-                pipe.hgetall(f"{prefix}:{day}:{status}")
+                pipe.hgetall(mailflow_key(prefix, day, status))
             replies = await pipe.execute(raise_on_error=False)
         counts: dict[tuple[str, str], dict[str, str] | StoreError] = {}
         for (prefix, status), reply in zip(pairs, replies, strict=True):
             if isinstance(reply, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
                 raise reply
             if isinstance(reply, Exception):
-                where = f"{prefix}:{day}:{status}"
+                where = mailflow_key(prefix, day, status)
                 counts[(prefix, status)] = StoreError(f"{where}: {redis_error_reason(reply)}")
             else:
                 counts[(prefix, status)] = _text_map(reply)

@@ -46,9 +46,10 @@ from exporter.demo import world
 from exporter.demo.dns_server import DemoDnsServer
 from exporter.demo.endpoints import endpoints_app
 from exporter.logs import configure_logging, event
+from exporter.mailflow import mailflow_day
 from exporter.redis_connection import RedisConnection, open_redis
 from exporter.service import build_app
-from exporter.store import Store, StoreError
+from exporter.store import Store, StoreError, mailflow_key
 from exporter.web import QuietServer
 
 __all__ = ["main"]
@@ -56,6 +57,8 @@ __all__ = ["main"]
 _LOG = logging.getLogger("mtarep.demo")
 
 USER = "demo"
+MAILFLOW_TIMEZONE = "UTC"
+"""The demo's "today", for the counters it writes and the exporter reads alike."""
 INTERVAL = "30s"
 FEED_EVERY = 3.0
 """Seconds between two additions to the logs and the counters."""
@@ -143,7 +146,7 @@ def _config(
             }
         ],
         "graph_domains": list(world.GRAPH_DOMAINS),
-        "mailflow": {"prefixes": [world.MAILFLOW_PREFIX], "timezone": "UTC"},
+        "mailflow": {"prefixes": [world.MAILFLOW_PREFIX], "timezone": MAILFLOW_TIMEZONE},
         "maillog": {"source": "local", "timezone": "UTC", "initial_window": "5MB"},
         "removal_links": {
             "gmail": "https://support.google.com/mail/contact/bulk_send_new",
@@ -181,15 +184,18 @@ class _Feeder:
             self.write(now - timedelta(seconds=30 * step), messages=3)
 
     async def count(self, now: datetime) -> None:
-        day = now.astimezone(UTC).strftime("%Y%m%d")
+        day = mailflow_day(now.timestamp(), MAILFLOW_TIMEZONE)
         rng = self.random
+
+        def key(status: str) -> str:
+            return mailflow_key(world.MAILFLOW_PREFIX, day, status)
+
         async with self.client.pipeline(transaction=False) as pipe:
             for domain in (*world.GRAPH_DOMAINS, "example.org"):
-                prefix = f"{world.MAILFLOW_PREFIX}:{day}"
-                pipe.hincrby(f"{prefix}:sent", domain, rng.randint(5, 30))
-                pipe.hincrby(f"{prefix}:bounced", domain, rng.randint(0, 2))
-                pipe.hincrby(f"{prefix}:expired", domain, int(rng.random() < 0.1))
-                pipe.hincrby(f"{prefix}:fbl", domain, int(rng.random() < 0.2))
+                pipe.hincrby(key("sent"), domain, rng.randint(5, 30))
+                pipe.hincrby(key("bounced"), domain, rng.randint(0, 2))
+                pipe.hincrby(key("expired"), domain, int(rng.random() < 0.1))
+                pipe.hincrby(key("fbl"), domain, int(rng.random() < 0.2))
             await pipe.execute()
 
     async def run(self) -> None:

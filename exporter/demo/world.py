@@ -20,13 +20,12 @@ AHBL did after it died). Both fail the RFC 5782 self-test and list nobody.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from exporter.dnsbl import reverse_name
+from exporter.dnsbl import reverse_name, reverse_names
 
 __all__ = [
     "DEMO_DOMAIN",
@@ -106,7 +105,7 @@ def dns_records() -> dict[tuple[str, str], list[str]]:
             family = "AAAA" if ":" in ip else "A"
             add(host.fqdn, family, ip)
             ptr = host.ptr if index == 0 else host.fqdn
-            add(ipaddress.ip_address(ip).reverse_pointer, "PTR", ptr + ".")
+            add(reverse_names(ip)[1], "PTR", ptr + ".")
         v4 = [ip for ip in host.ips if ":" not in ip]
         for ip in v4:
             add(f"{reverse_name(ip)}.{SENDERSCORE_ZONE}", "A", f"127.0.4.{host.senderscore}")
